@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make quickstart` and `make test` (see README).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines take the pinned CPU wheel; GPU deployments install their own torch (see Dockerfile).
+TORCH_SPEC ?= torch==2.13.0
+DATA ?= examples/data/refinements.jsonl
+STUDENT ?= .cache/students/tiny
+OUT ?= out/quickstart
+
+.PHONY: install quickstart test lint student bench
+
+$(BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+student: install
+	$(BIN)/python -m examples.student --shape tiny --out $(STUDENT)
+
+quickstart: student
+	$(BIN)/frontier curate $(DATA) --student $(STUDENT) --out $(OUT)
+
+lint: install
+	$(BIN)/ruff check service workers tests bench examples migrations
+	$(BIN)/ruff format --check service workers tests bench examples migrations
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/scoring.py
