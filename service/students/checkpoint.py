@@ -106,8 +106,7 @@ def inspect_checkpoint(path: str | Path, *, allowed_roots: Sequence[Path] | None
     max_length = lengths[0] if lengths else None
     if max_length is None or max_length <= 1:
         raise CheckpointError(
-            f"student checkpoint {str(path)!r}: config.json names no context length "
-            f"({', '.join(MAX_LENGTH_KEYS)})"
+            f"student checkpoint {str(path)!r}: config.json names no context length ({', '.join(MAX_LENGTH_KEYS)})"
         )
     fingerprint = _fingerprint([resolved / "config.json", *weights, *tokenizer])
     return CheckpointInfo(

@@ -1,0 +1,21 @@
+"""The student-statistics scoring engine: pure torch + transformers, no queue and no database.
+
+from workers.scoring import Candidate, Scorer, get_student
+student = get_student("path/to/checkpoint")          # loaded once per process
+scores = Scorer(student, template="plain").score([Candidate("Add 2 and 3.", "5")])
+"""
+
+from workers.scoring.engine import Scorer, ScoringStats
+from workers.scoring.student import Student, get_student
+from workers.scoring.types import SCORING_VERSION, Candidate, CandidateScores, StudentIdentity
+
+__all__ = [
+    "SCORING_VERSION",
+    "Candidate",
+    "CandidateScores",
+    "Scorer",
+    "ScoringStats",
+    "Student",
+    "StudentIdentity",
+    "get_student",
+]
