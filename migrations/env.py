@@ -1,0 +1,46 @@
+"""Alembic environment: the URL comes from service.settings (or `-x url=...`), the schema from service.models."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from service.db import get_engine
+from service.models import Base
+from service.settings import get_settings
+
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_dsn
+
+
+def run_offline() -> None:
+    """Emit SQL for review without a database connection (`alembic upgrade head --sql`)."""
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    # Batch mode lets later ALTERs work on SQLite, which rebuilds tables instead of altering them.
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    """Apply migrations over a live connection (a caller may hand one in through `config.attributes`)."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    with get_engine(_url()).connect() as connection:
+        _run(connection)
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

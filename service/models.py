@@ -1,0 +1,243 @@
+"""ORM models: students, jobs and their chunks, samples, candidates (with scores), decision sets, decisions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+
+
+class ChunkStatus(StrEnum):
+    """Where one chunk of a job's samples is in scoring."""
+
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class CandidateStatus(StrEnum):
+    """A candidate waiting for its scores, scored, or refused by the engine (with an error)."""
+
+    pending = "pending"
+    scored = "scored"
+    unscored = "unscored"
+
+
+class DecisionValue(StrEnum):
+    """What a policy made of a sample."""
+
+    retained = "retained"
+    rejected = "rejected"
+    unscored = "unscored"
+
+
+class Student(Base):
+    """A student checkpoint as it was when a job used it: resolved path plus content fingerprint."""
+
+    __tablename__ = "students"
+    __table_args__ = (UniqueConstraint("path", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    model_type: Mapped[str] = mapped_column(String(100))
+    max_length: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """One curation job: a dataset scored by one student and decided by one policy."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index(None, "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
+    policy: Mapped[str] = mapped_column(String(100))
+    policy_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    template: Mapped[str] = mapped_column(String(20))
+    dataset_name: Mapped[str] = mapped_column(String(300), default="")
+    dataset_format: Mapped[str] = mapped_column(String(20))
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    total_samples: Mapped[int] = mapped_column(Integer)
+    total_candidates: Mapped[int] = mapped_column(Integer)
+    scored_samples: Mapped[int] = mapped_column(Integer, default=0)
+    retained_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    unscored_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Seconds spent inside the scoring engine, summed over chunks: the bare-scoring share of the job's time.
+    scoring_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    student: Mapped[Student] = relationship(lazy="raise")
+
+
+class Chunk(Base):
+    """A contiguous run of a job's samples (by ordinal) scored by one task."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    first_ordinal: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=ChunkStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scoring_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Sample(Base):
+    """One input record of a job, kept verbatim so exports answer in the input's own layout."""
+
+    __tablename__ = "samples"
+    __table_args__ = (UniqueConstraint("job_id", "ordinal"), UniqueConstraint("job_id", "external_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str] = mapped_column(Text)
+    layout: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+
+
+class Candidate(Base):
+    """The original or one teacher's refinement of a sample, with every score the engine gave it."""
+
+    __tablename__ = "candidates"
+    # Chunk writes update rows keyed by this triple, so a redelivered chunk rewrites the same values.
+    __table_args__ = (UniqueConstraint("job_id", "sample_id", "name"), Index(None, "sample_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    teacher: Mapped[str | None] = mapped_column(String(200))
+    instruction: Mapped[str] = mapped_column(Text)
+    input: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+
+    status: Mapped[str] = mapped_column(String(20), default=CandidateStatus.pending)
+    error: Mapped[str | None] = mapped_column(Text)
+    template: Mapped[str | None] = mapped_column(String(20))
+    scoring_version: Mapped[str | None] = mapped_column(String(20))
+    nll_instruction: Mapped[float | None] = mapped_column(Float)
+    nll_response_given_instruction: Mapped[float | None] = mapped_column(Float)
+    nll_response: Mapped[float | None] = mapped_column(Float)
+    nll_instruction_given_response: Mapped[float | None] = mapped_column(Float)
+    ppl_response_given_instruction: Mapped[float | None] = mapped_column(Float)
+    ifd: Mapped[float | None] = mapped_column(Float)
+    ifd_loss_ratio: Mapped[float | None] = mapped_column(Float)
+    rifd: Mapped[float | None] = mapped_column(Float)
+    n_instruction_tokens: Mapped[int | None] = mapped_column(Integer)
+    n_response_tokens: Mapped[int | None] = mapped_column(Integer)
+    n_response_tokens_backward: Mapped[int | None] = mapped_column(Integer)
+    n_instruction_tokens_backward: Mapped[int | None] = mapped_column(Integer)
+    instruction_truncated: Mapped[bool | None] = mapped_column(Boolean)
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The engine's score fields stored on a candidate row, in CandidateScores' order (status/error/template aside).
+SCORE_FIELDS: tuple[str, ...] = (
+    "nll_instruction",
+    "nll_response_given_instruction",
+    "nll_response",
+    "nll_instruction_given_response",
+    "ppl_response_given_instruction",
+    "ifd",
+    "ifd_loss_ratio",
+    "rifd",
+    "n_instruction_tokens",
+    "n_response_tokens",
+    "n_response_tokens_backward",
+    "n_instruction_tokens_backward",
+    "instruction_truncated",
+)
+
+
+class DecisionSet(Base):
+    """One run of a policy over a job's stored scores: the policy's name, version and parameters."""
+
+    __tablename__ = "decision_sets"
+    __table_args__ = (Index(None, "job_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    policy: Mapped[str] = mapped_column(String(100))
+    policy_version: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict[str, Any]] = mapped_column()
+    retained_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    unscored_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Decision(Base):
+    """A policy's verdict on one sample: retained, rejected or unscored, the chosen candidate and why."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("decision_set_id", "sample_id"),
+        Index(None, "job_id", "decision_set_id", "decision"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    decision_set_id: Mapped[int] = mapped_column(ForeignKey("decision_sets.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(100))
+    chosen_candidate: Mapped[str | None] = mapped_column(String(200))
+    # The policy-specific evidence (e.g. the rank or the thresholds crossed), for "why was this kept?".
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,121 @@
+"""The policy contract: pure functions from a job's score table to one decision per sample.
+
+A policy sees only scores (no database, no HTTP), so re-deciding a job under other parameters never
+rescores and every rule is testable on a hand-built table. Each policy has a `name`, a `version` (bump it
+when the same scores and parameters could give a different decision) and a pydantic `Params` model whose
+validated, defaults-filled dump is stored with every decision set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+DecisionValue = Literal["retained", "rejected", "unscored"]
+
+# Reason codes shared by policies; each policy documents which it can give.
+UNSCORED = "unscored"
+MISALIGNED_IFD_GE_1 = "misaligned_ifd_ge_1"
+NOT_FEASIBLE = "not_feasible"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore:
+    """The scores a policy may read for one candidate (None when the engine could not score it)."""
+
+    name: str
+    teacher: str | None
+    status: str
+    error: str | None = None
+    ifd: float | None = None
+    rifd: float | None = None
+    ifd_loss_ratio: float | None = None
+    ppl_response_given_instruction: float | None = None
+    nll_response_given_instruction: float | None = None
+    # True when the refinement rewrote the instruction (Reflection-Tuning's instruction stage applies).
+    rewrote_instruction: bool = False
+
+    @property
+    def scored(self) -> bool:
+        """True when the candidate has finite IFD and r-IFD."""
+        return (
+            self.status == "scored"
+            and self.ifd is not None
+            and self.rifd is not None
+            and math.isfinite(self.ifd)
+            and math.isfinite(self.rifd)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SampleScores:
+    """One sample's candidates, the original first (named `original`)."""
+
+    sample_key: str
+    candidates: tuple[CandidateScore, ...]
+
+    @property
+    def original(self) -> CandidateScore:
+        """The sample's own candidate."""
+        return self.candidates[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A policy's decision on one sample, with the chosen candidate and the evidence behind the reason."""
+
+    sample_key: str
+    decision: DecisionValue
+    reason: str
+    chosen_candidate: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class PolicyParams(BaseModel):
+    """Base of every policy's parameters: unknown keys are errors, values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=PolicyParams)
+
+
+class PolicyError(ValueError):
+    """An unknown policy or parameters the policy does not accept."""
+
+
+class Policy(Generic[P]):
+    """A named, versioned decision rule over a job's score table."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    params_model: type[P]
+    reason_codes: ClassVar[tuple[str, ...]]
+
+    def parse_params(self, raw: dict[str, Any] | None) -> P:
+        """Validate raw parameters, naming the offending field on error."""
+        try:
+            return self.params_model.model_validate(raw or {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}" for error in exc.errors()
+            )
+            raise PolicyError(f"policy {self.name!r}: invalid params: {problems}") from exc
+
+    def decide(self, samples: Sequence[SampleScores], params: P) -> list[Verdict]:
+        """One verdict per sample, in input order; must be deterministic for the same table and params."""
+        raise NotImplementedError
+
+    def decide_raw(self, samples: Sequence[SampleScores], raw_params: dict[str, Any] | None) -> list[Verdict]:
+        """Validate `raw_params` and decide."""
+        return self.decide(samples, self.parse_params(raw_params))
+
+
+def unscored_verdict(sample: SampleScores) -> Verdict:
+    """The verdict for a sample none of whose candidates could be scored, carrying the engine's errors."""
+    errors = {candidate.name: candidate.error or candidate.status for candidate in sample.candidates}
+    return Verdict(sample.sample_key, "unscored", UNSCORED, None, {"errors": errors})

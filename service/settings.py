@@ -1,0 +1,79 @@
+"""One settings object for the API, the workers and the CLI, read from `FRONTIER_*` environment variables.
+
+With nothing set, everything runs embedded under `data_dir`: a SQLite database and a filesystem broker
+that a local worker process consumes, so one machine needs no Postgres and no Redis. Production sets
+`FRONTIER_DATABASE_URL=postgresql+psycopg://...` and `FRONTIER_BROKER_URL=redis://...`; the code paths are
+the same.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Deployment configuration; every field maps to `FRONTIER_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTIER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".frontier")
+    # None means the embedded default under data_dir; a SecretStr because production DSNs carry passwords.
+    database_url: SecretStr | None = None
+    broker_url: SecretStr | None = None
+
+    # Student checkpoints must resolve inside one of these; None allows any local path (embedded use).
+    student_roots: list[Path] | None = None
+    default_policy: str = "reflection"
+    template: Literal["plain", "chat"] = "plain"
+
+    # Samples per chunk task: small enough that a lost worker repeats little, large enough to batch well.
+    chunk_size: int = Field(default=64, ge=1, le=100_000)
+    batch_tokens: int = Field(default=8192, ge=64)
+    device: str = "auto"
+    dtype: str = "auto"
+    gpu_queue: str = "gpu"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    page_limit_max: int = 500
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def database_dsn(self) -> str:
+        """The SQLAlchemy URL of the database (a SQLite file under data_dir unless set)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'frontier.sqlite3'}"
+
+    @property
+    def broker_dsn(self) -> str:
+        """The Celery broker URL (a filesystem queue under data_dir unless set)."""
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        return "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the embedded filesystem broker keeps its messages."""
+        return self.data_dir / "broker"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the broker is the embedded filesystem queue (a local worker must consume it)."""
+        return self.broker_dsn.startswith("filesystem://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,126 @@
+"""Policies on hand-built score tables: every reason code reached, parameters validated, ties reproducible."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.policies import POLICIES, PolicyError, get_policy, resolve_params
+from service.policies.base import CandidateScore, SampleScores, Verdict
+from service.policies.ifd_topk import IfdTopKPolicy
+from service.policies.reflection import ReflectionPolicy
+
+
+def cand(
+    name: str, ifd: float | None, rifd: float | None, *, rewrote: bool = False, status: str = "scored"
+) -> CandidateScore:
+    return CandidateScore(
+        name=name,
+        teacher=None if name == "original" else name,
+        status=status if ifd is not None else "unscored",
+        error=None if ifd is not None else "response does not fit",
+        ifd=ifd,
+        rifd=rifd,
+        ifd_loss_ratio=None if ifd is None else ifd / 2,
+        rewrote_instruction=rewrote,
+    )
+
+
+def sample(key: str, *candidates: CandidateScore) -> SampleScores:
+    return SampleScores(key, tuple(candidates))
+
+
+def decide_reflection(*samples: SampleScores, **params: float) -> list[Verdict]:
+    return ReflectionPolicy().decide_raw(samples, params)
+
+
+def test_reflection_reaches_every_reason_code() -> None:
+    verdicts = decide_reflection(
+        sample("refined", cand("original", 0.8, 0.9), cand("near", 0.7, 0.5), cand("far", 0.6, 0.4)),
+        sample("alone", cand("original", 0.8, 0.9)),
+        sample("kept", cand("original", 0.8, 0.5), cand("near", 0.7, 0.6)),
+        sample("misaligned", cand("original", 1.2, 0.5), cand("near", 1.01, 0.4)),
+        sample("infeasible", cand("original", 0.9, 1.3), cand("near", 1.1, 0.2)),
+        sample("none", cand("original", None, None), cand("near", None, None)),
+    )
+    got = [(v.sample_key, v.decision, v.reason, v.chosen_candidate) for v in verdicts]
+    assert got == [
+        ("refined", "retained", "refinement_selected", "far"),
+        ("alone", "retained", "original_kept", "original"),
+        ("kept", "retained", "refinement_rejected_kept_original", "original"),
+        ("misaligned", "rejected", "misaligned_ifd_ge_1", None),
+        ("infeasible", "rejected", "not_feasible", None),
+        ("none", "unscored", "unscored", None),
+    ]
+    assert verdicts[-1].detail == {"errors": {"original": "response does not fit", "near": "response does not fit"}}
+    assert {v.reason for v in verdicts} == set(ReflectionPolicy.reason_codes)
+
+
+def test_reflection_rewritten_instruction_must_raise_ifd() -> None:
+    # Lower r-IFD alone is not enough when the teacher rewrote the instruction: it must also be harder.
+    easier = sample("s", cand("original", 0.8, 0.9), cand("t", 0.5, 0.3, rewrote=True))
+    harder = sample("s", cand("original", 0.8, 0.9), cand("t", 0.85, 0.3, rewrote=True))
+    assert decide_reflection(easier)[0].chosen_candidate == "original"
+    assert decide_reflection(harder)[0].chosen_candidate == "t"
+
+
+def test_reflection_ineligible_original_yields_to_any_eligible_refinement() -> None:
+    (verdict,) = decide_reflection(sample("s", cand("original", 1.4, 0.2), cand("t", 0.9, 0.95)))
+    assert (verdict.decision, verdict.reason, verdict.chosen_candidate) == ("retained", "refinement_selected", "t")
+
+
+def test_reflection_unscored_refinement_never_wins() -> None:
+    (verdict,) = decide_reflection(sample("s", cand("original", 0.8, 0.9), cand("t", None, None)))
+    assert (verdict.reason, verdict.chosen_candidate) == ("refinement_rejected_kept_original", "original")
+
+
+def test_reflection_thresholds_are_parameters() -> None:
+    table = sample("s", cand("original", 1.05, 0.9))
+    assert decide_reflection(table)[0].reason == "misaligned_ifd_ge_1"
+    assert decide_reflection(table, ifd_max=1.1)[0].reason == "original_kept"
+
+
+def test_ifd_topk_keeps_top_percent_of_all_samples_by_ifd() -> None:
+    table = [
+        sample("a", cand("original", 0.5, 0.5)),
+        sample("b", cand("original", 0.9, 0.5), cand("t", 0.95, 2.0)),
+        sample("c", cand("original", 0.7, 0.5)),
+        sample("d", cand("original", 1.5, 0.5)),
+        sample("e", cand("original", None, None)),
+        sample("f", cand("original", 0.7, 0.5)),
+    ]
+    verdicts = IfdTopKPolicy().decide_raw(table, {"k_percent": 50})
+    got = [(v.sample_key, v.decision, v.reason, v.chosen_candidate) for v in verdicts]
+    # ceil(6 * 50%) = 3 kept: b (its refinement, IFD 0.95), then c and f tie at 0.7 and keep input order.
+    assert got == [
+        ("a", "rejected", "below_top_k", "original"),
+        ("b", "retained", "top_k_ifd", "t"),
+        ("c", "retained", "top_k_ifd", "original"),
+        ("d", "rejected", "misaligned_ifd_ge_1", None),
+        ("e", "unscored", "unscored", None),
+        ("f", "retained", "top_k_ifd", "original"),
+    ]
+    assert {v.reason for v in verdicts} == set(IfdTopKPolicy.reason_codes)
+    assert verdicts[1].detail == {"rank": 1, "keep": 3, "ifd": 0.95}
+
+
+def test_ifd_topk_original_only_and_loss_ratio() -> None:
+    table = [sample("a", cand("original", 0.5, 0.5), cand("t", 0.9, 0.5)), sample("b", cand("original", 0.6, 0.5))]
+    verdicts = IfdTopKPolicy().decide_raw(table, {"k_percent": 50, "candidates": "original", "score": "ifd_loss_ratio"})
+    assert [(v.sample_key, v.decision, v.chosen_candidate) for v in verdicts] == [
+        ("a", "rejected", "original"),
+        ("b", "retained", "original"),
+    ]
+
+
+def test_registry_and_params_validation() -> None:
+    assert set(POLICIES) == {"reflection", "ifd_topk"}
+    policy, params = resolve_params("ifd_topk", {"k_percent": 5})
+    assert policy is get_policy("ifd_topk")
+    assert params == {"k_percent": 5.0, "score": "ifd", "candidates": "all"}
+    assert resolve_params("reflection", None)[1] == {"ifd_max": 1.0, "rifd_max": 1.0}
+    with pytest.raises(PolicyError, match=r"unknown policy 'best' \(known: ifd_topk, reflection\)"):
+        get_policy("best")
+    with pytest.raises(PolicyError, match=r"invalid params: k_percent: Input should be less than or equal to 100"):
+        resolve_params("ifd_topk", {"k_percent": 150})
+    with pytest.raises(PolicyError, match=r"invalid params: topk: Extra inputs are not permitted"):
+        resolve_params("ifd_topk", {"topk": 1})
