@@ -36,7 +36,7 @@ def build_tokenizer(out_dir: Path, *, vocab_size: int = 300, bos: bool = True) -
     return fast
 
 
-def build_random_student(out_dir: Path, *, arch: str = "gpt2", max_length: int = 128, seed: int = 0) -> Path:
+def build_random_student(out_dir: Path, *, arch: str = "gpt2", max_length: int = 256, seed: int = 0) -> Path:
     """A random-weight causal LM (GPT-2 or Llama shape) with its own tokenizer, saved as safetensors."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out_dir, bos=arch == "gpt2")
