@@ -1,18 +1,108 @@
-"""The worker side of a curation job: parsed samples -> the engine's candidates -> stored scores."""
+"""The worker side of a curation job: stored candidates -> the scoring engine -> stored scores -> decisions.
+
+Plain functions (no Celery here) so they are testable directly; workers.tasks wraps them. The scoring
+engine (torch) is imported inside the functions so importing this module stays cheap and fork-safe.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from service.db import session_scope
 from service.ingest import SampleRecord, candidate_texts
-from workers.scoring.types import Candidate
+from service.jobs import service as jobs
+from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from workers.scoring import Scorer
+    from workers.scoring.types import Candidate
+
+log = logging.getLogger(__name__)
+
+# Errors that may clear on a retry; everything else fails the job with its cause.
+_TRANSIENT_NAMES = frozenset({"OperationalError", "InterfaceError", "ConnectionError", "TimeoutError"})
+
+
+class StudentChangedError(RuntimeError):
+    """The checkpoint on disk no longer matches the fingerprint the job was created with."""
 
 
 def candidates_of(record: SampleRecord) -> list[tuple[str, str | None, Candidate]]:
     """Every candidate of a sample as (candidate name, teacher or None, Candidate), the original first."""
+    from workers.scoring.types import Candidate
+
     return [
-        (
-            text.name,
-            text.teacher,
-            Candidate(instruction=text.instruction, response=text.response, input=text.input),
-        )
+        (text.name, text.teacher, Candidate(instruction=text.instruction, response=text.response, input=text.input))
         for text in candidate_texts(record)
     ]
+
+
+_scorers: dict[tuple[str, str, str, int], Scorer] = {}
+
+
+def get_scorer(path: str, fingerprint: str, template: str, settings: Settings) -> Scorer:
+    """This process's scorer for a student and template; the student loads on first use, never before fork."""
+    from workers.scoring import Scorer, get_student
+
+    key = (path, fingerprint, template, settings.batch_tokens)
+    scorer = _scorers.get(key)
+    if scorer is None:
+        student = get_student(path, device=settings.device, precision=settings.dtype)
+        if student.identity.fingerprint != fingerprint:
+            raise StudentChangedError(
+                f"student checkpoint {path!r} changed since the job was created "
+                f"(fingerprint {student.identity.fingerprint[:12]} != {fingerprint[:12]})"
+            )
+        scorer = _scorers[key] = Scorer(student, template=template, batch_tokens=settings.batch_tokens)
+    return scorer
+
+
+def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None = None) -> bool:
+    """Score one chunk's candidates and store them in one transaction; True when the job is now fully scored.
+
+    Safe to run more than once for the same chunk (redelivery): a done chunk is skipped, and writes are
+    keyed by candidate. A non-transient error fails the job with its cause instead of raising.
+    """
+    from workers.scoring.types import SCORING_VERSION, Candidate
+
+    settings = settings or get_settings()
+    with session_scope() as session:
+        work = jobs.claim_chunk(session, job_id, chunk_index)
+    if work is None:
+        with session_scope() as session:
+            return jobs.chunk_completes_job(session, job_id)
+    try:
+        scorer = get_scorer(work.student_path, work.student_fingerprint, work.template, settings)
+        started = time.perf_counter()
+        scores = scorer.score(
+            [Candidate(instruction=c.instruction, response=c.response, input=c.input) for c in work.candidates]
+        )
+        seconds = time.perf_counter() - started
+    except Exception as exc:
+        if type(exc).__name__ in _TRANSIENT_NAMES:
+            raise
+        log.exception("job %s chunk %s failed", job_id, chunk_index)
+        with session_scope() as session:
+            jobs.fail_job(session, job_id, f"chunk {chunk_index}: {type(exc).__name__}: {exc}", chunk_index=chunk_index)
+        return False
+    rows: list[dict[str, Any]] = [
+        {"id": candidate.id, "scoring_version": SCORING_VERSION, **score.as_dict()}
+        for candidate, score in zip(work.candidates, scores, strict=True)
+    ]
+    with session_scope() as session:
+        return jobs.record_chunk_scores(session, job_id, chunk_index, rows, scoring_seconds=seconds)
+
+
+def finalize(job_id: uuid.UUID) -> bool:
+    """Apply the job's policy if every chunk is scored; True when this call finished the job."""
+    with session_scope() as session:
+        return jobs.finalize_job(session, job_id)
+
+
+def record_failure(job_id: uuid.UUID, error: str) -> None:
+    """Mark a job failed with `error` (used when a task gives up)."""
+    with session_scope() as session:
+        jobs.fail_job(session, job_id, error)

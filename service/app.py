@@ -1,0 +1,96 @@
+"""The FastAPI application: v1 routes, health and readiness, domain errors mapped onto HTTP statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from service.db import dispose_engines, get_engine
+from service.errors import ConflictError, NotFoundError, UnavailableError
+from service.ingest import DatasetError
+from service.jobs.router import router as jobs_router
+from service.policies import PolicyError
+from service.queue import check_broker
+from service.students.checkpoint import CheckpointError
+
+
+def _error(code: int, message: str, **where: Any) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"detail": {"message": message, **where}})
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    dispose_engines()
+
+
+def create_app() -> FastAPI:
+    """A new API application (engines are created lazily, in the serving process)."""
+    app = FastAPI(
+        title="Frontier Curator",
+        version="1",
+        summary="Keep the teacher outputs a student model can learn from.",
+        lifespan=_lifespan,
+    )
+    app.include_router(jobs_router)
+
+    @app.exception_handler(DatasetError)
+    async def _dataset_error(_: Request, exc: DatasetError) -> JSONResponse:
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), line=exc.line, field=exc.field)
+
+    @app.exception_handler(CheckpointError)
+    async def _checkpoint_error(_: Request, exc: CheckpointError) -> JSONResponse:
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field="student")
+
+    @app.exception_handler(PolicyError)
+    async def _policy_error(_: Request, exc: PolicyError) -> JSONResponse:
+        field = "params" if "invalid params" in str(exc) else "policy"
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=field)
+
+    @app.exception_handler(ValueError)
+    async def _value_error(_: Request, exc: ValueError) -> JSONResponse:
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return _error(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(_: Request, exc: UnavailableError) -> JSONResponse:
+        return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "database or broker unreachable"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the database answers a query and the broker accepts a connection."""
+        checks: dict[str, str] = {}
+
+        def database() -> None:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        for name, probe in (("database", database), ("broker", check_broker)):
+            try:
+                await run_in_threadpool(probe)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        ready = all(value == "ok" for value in checks.values())
+        code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+        return JSONResponse(status_code=code, content={"status": "ready" if ready else "unavailable", **checks})
+
+    return app

@@ -1,0 +1,1 @@
+"""Curation jobs: creation, chunked scoring bookkeeping, decisions, sample queries and exports."""

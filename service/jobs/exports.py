@@ -1,0 +1,220 @@
+"""Filtered exports: each sample's chosen candidate written back in the input's own layout (JSONL or Parquet).
+
+A retained sample exports its chosen candidate's instruction, input and response in place of the original's
+(`response` for native records, `output` for Alpaca, the user/assistant turns for chat); its other fields
+are kept and `refinements` is dropped, so the file trains as-is. Rejected and unscored samples export their
+original text. With `scores`, each record also carries a `curation` object: decision, reason, chosen
+candidate and its scores, and the policy that decided. Parquet keeps the layout's own columns (plus flat
+curation columns) and drops other keys, since one file needs one schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from service.db import session_scope
+from service.errors import ConflictError
+from service.jobs import repository
+from service.jobs.service import get_job
+from service.models import SCORE_FIELDS, Candidate, JobStatus
+
+ExportFormat = Literal["jsonl", "parquet"]
+ExportDecision = Literal["retained", "rejected", "unscored", "all"]
+BATCH = 1000
+
+
+def _apply_chat(messages: list[Any], candidate: Candidate) -> list[Any]:
+    turns = copy.deepcopy(messages)
+    user = next(i for i in range(len(turns) - 1, -1, -1) if turns[i].get("role") == "user")
+    turns[user]["content"] = candidate.instruction + (f"\n\n{candidate.input}" if candidate.input else "")
+    turns[-1]["content"] = candidate.response
+    return turns
+
+
+def render_record(payload: dict[str, Any], layout: str, candidate: Candidate | None) -> dict[str, Any]:
+    """The sample as training data in its own layout, with `candidate`'s texts when one was chosen."""
+    record = {key: value for key, value in payload.items() if key != "refinements"}
+    if candidate is None:
+        return record
+    if layout == "chat":
+        record["messages"] = _apply_chat(record["messages"], candidate)
+        return record
+    record["instruction"] = candidate.instruction
+    if candidate.input or "input" in record:
+        record["input"] = candidate.input
+    record["output" if layout == "alpaca" else "response"] = candidate.response
+    return record
+
+
+def _curation(row: Any, candidate: Candidate | None, policy: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "decision": row.decision,
+        "reason": row.reason,
+        "chosen_candidate": row.chosen_candidate,
+        "teacher": candidate.teacher if candidate is not None else None,
+        "policy": policy,
+        "scores": repository.score_values(candidate) if candidate is not None else None,
+    }
+
+
+def iter_records(
+    session: Session, job_id: uuid.UUID, decision: ExportDecision, *, scores: bool
+) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any] | None]]:
+    """(sample id, rendered record, layout, curation or None) for every exported sample, in input order."""
+    job = get_job(session, job_id)
+    if job.status != JobStatus.succeeded:
+        raise ConflictError(f"job {job_id} is {job.status}: only a succeeded job can be exported")
+    decision_set = repository.latest_decision_set(session, job_id)
+    if decision_set is None:
+        raise ConflictError(f"job {job_id} has no decisions")
+    policy = {"name": decision_set.policy, "version": decision_set.policy_version, "params": decision_set.params}
+    filters = repository.SampleFilter(decision=None if decision == "all" else decision)
+    after = -1
+    while True:
+        rows = repository.sample_page(session, job_id, decision_set.id, filters, after_ordinal=after, limit=BATCH)
+        if not rows:
+            return
+        chosen: dict[int, Candidate] = {}
+        wanted = {row.id: row.chosen_candidate for row in rows}
+        need = [sample_id for sample_id, name in wanted.items() if name is not None]
+        for option in repository.candidates_of_samples(session, need):
+            if option.name == wanted[option.sample_id]:
+                chosen[option.sample_id] = option
+        for row in rows:
+            candidate = chosen.get(row.id)
+            record = render_record(row.payload, row.layout, candidate)
+            yield row.external_id, record, row.layout, (_curation(row, candidate, policy) if scores else None)
+        after = rows[-1].ordinal
+
+
+def iter_jsonl(job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False) -> Iterator[bytes]:
+    """The export as JSONL bytes, a batch at a time, reading in its own session (it outlives the request)."""
+    with session_scope() as session:
+        buffer: list[bytes] = []
+        for _, record, _, curation in iter_records(session, job_id, decision, scores=scores):
+            if curation is not None:
+                record["curation"] = curation
+            buffer.append(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+            if len(buffer) >= BATCH:
+                yield b"".join(buffer)
+                buffer.clear()
+        if buffer:
+            yield b"".join(buffer)
+
+
+class _Spool(io.RawIOBase):
+    """A write-only sink that hands over what was written so far while keeping Parquet's offsets right."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def drain(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+_CURATION_COLUMNS = ("decision", "reason", "chosen_candidate", "teacher")
+
+
+def _parquet_schema(layout: str, scores: bool) -> Any:
+    import pyarrow as pa
+
+    text = pa.string()
+    fields = [pa.field("id", text)]
+    if layout == "chat":
+        fields.append(pa.field("messages", pa.list_(pa.struct([("role", text), ("content", text)]))))
+    else:
+        answer = "output" if layout == "alpaca" else "response"
+        fields += [pa.field("instruction", text), pa.field("input", text), pa.field(answer, text)]
+    if scores:
+        fields += [pa.field(name, text) for name in _CURATION_COLUMNS]
+        fields += [
+            pa.field(name, pa.bool_() if name == "instruction_truncated" else pa.float64()) for name in SCORE_FIELDS
+        ]
+    return pa.schema(fields)
+
+
+def _parquet_row(
+    sample_id: str, record: dict[str, Any], layout: str, curation: dict[str, Any] | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": sample_id}
+    if layout == "chat":
+        row["messages"] = [{"role": m.get("role"), "content": m.get("content")} for m in record["messages"]]
+    else:
+        answer = "output" if layout == "alpaca" else "response"
+        row.update(instruction=record["instruction"], input=record.get("input", ""), **{answer: record[answer]})
+    if curation is not None:
+        row.update({name: curation[name] for name in _CURATION_COLUMNS})
+        row.update(curation["scores"] or {})
+    return row
+
+
+def iter_parquet(job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False) -> Iterator[bytes]:
+    """The export as a Parquet file streamed one row group per batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with session_scope() as session:
+        layouts = repository.job_layouts(session, job_id)
+        # One file has one schema: a single-layout dataset keeps its layout, a mixed one is written natively.
+        layout = layouts[0] if len(layouts) == 1 else "native"
+        schema = _parquet_schema(layout, scores)
+        spool = _Spool()
+        writer = pq.ParquetWriter(spool, schema)
+        rows: list[dict[str, Any]] = []
+        for sample_id, record, record_layout, curation in iter_records(session, job_id, decision, scores=scores):
+            if record_layout != layout:
+                record = _as_native(record, record_layout)
+            rows.append(_parquet_row(sample_id, record, layout, curation))
+            if len(rows) >= BATCH:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                rows.clear()
+                yield spool.drain()
+        if rows:
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        writer.close()
+        yield spool.drain()
+
+
+def _as_native(record: dict[str, Any], layout: str) -> dict[str, Any]:
+    if layout == "alpaca":
+        return {**record, "response": record.get("output", "")}
+    if layout == "chat":
+        messages = record["messages"]
+        user = next(m for m in reversed(messages) if m.get("role") == "user")
+        return {"instruction": user.get("content", ""), "input": "", "response": messages[-1].get("content", "")}
+    return record
+
+
+def export_stream(
+    job_id: uuid.UUID, fmt: ExportFormat, decision: ExportDecision, *, scores: bool = False
+) -> Iterator[bytes]:
+    """The export's byte stream; checks the job can be exported before the first byte is sent."""
+    with session_scope() as session:
+        job = get_job(session, job_id)
+        if job.status != JobStatus.succeeded:
+            raise ConflictError(f"job {job_id} is {job.status}: only a succeeded job can be exported")
+    if fmt == "parquet":
+        return iter_parquet(job_id, decision, scores=scores)
+    return iter_jsonl(job_id, decision, scores=scores)

@@ -1,0 +1,289 @@
+"""Every query over jobs, chunks, samples, candidates and decisions; flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, exists, func, insert, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from service.models import (
+    SCORE_FIELDS,
+    Candidate,
+    Chunk,
+    ChunkStatus,
+    Decision,
+    DecisionSet,
+    Job,
+    Sample,
+    Student,
+)
+from service.students.checkpoint import CheckpointInfo
+
+
+def get_or_create_student(session: Session, info: CheckpointInfo) -> Student:
+    """The student row for this exact checkpoint content, created on first use."""
+    student = session.scalars(
+        select(Student).where(Student.path == info.path, Student.fingerprint == info.fingerprint)
+    ).one_or_none()
+    if student is None:
+        student = Student(
+            path=info.path, fingerprint=info.fingerprint, model_type=info.model_type, max_length=info.max_length
+        )
+        session.add(student)
+        session.flush()
+    return student
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job with its student, or None."""
+    return session.scalars(select(Job).options(joinedload(Job.student)).where(Job.id == job_id)).one_or_none()
+
+
+def lock_job(session: Session, job_id: uuid.UUID) -> str | None:
+    """Take the job row's write lock for this transaction and return its status (None if no such job).
+
+    A no-op UPDATE rather than SELECT ... FOR UPDATE: it locks the row on Postgres and takes SQLite's write
+    lock up front, so concurrent chunk completions of one job serialise on every backend.
+    """
+    statement = update(Job).where(Job.id == job_id).values(status=Job.status).returning(Job.status)
+    return session.execute(statement, execution_options={"synchronize_session": False}).scalar_one_or_none()
+
+
+def list_jobs(
+    session: Session, *, status: str | None, before: tuple[datetime, uuid.UUID] | None, limit: int
+) -> Sequence[Job]:
+    """Jobs newest first, after an optional (created_at, id) keyset cursor."""
+    query = select(Job).options(joinedload(Job.student)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where((Job.created_at < created_at) | ((Job.created_at == created_at) & (Job.id < job_id)))
+    return session.scalars(query).all()
+
+
+def insert_samples(session: Session, job_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert sample rows (in ordinal order) and return their ids in the same order."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(Sample).returning(Sample.id, sort_by_parameter_order=True),
+        [{"job_id": job_id, **row} for row in rows],
+    )
+    return [int(sample_id) for sample_id in result.scalars()]
+
+
+def insert_candidates(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert pending candidate rows in one executemany."""
+    if rows:
+        session.execute(insert(Candidate), list(rows))
+
+
+def insert_chunks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert a job's chunk rows."""
+    if rows:
+        session.execute(insert(Chunk), list(rows))
+
+
+def get_chunk(session: Session, job_id: uuid.UUID, index: int) -> Chunk | None:
+    """One chunk of a job."""
+    return session.scalars(select(Chunk).where(Chunk.job_id == job_id, Chunk.index == index)).one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateText:
+    """What the scoring engine needs to score one stored candidate."""
+
+    id: int
+    instruction: str
+    input: str
+    response: str
+
+
+def chunk_candidates(session: Session, job_id: uuid.UUID, first_ordinal: int, n_samples: int) -> list[CandidateText]:
+    """The candidates of a chunk's samples, in (ordinal, position) order."""
+    rows = session.execute(
+        select(Candidate.id, Candidate.instruction, Candidate.input, Candidate.response)
+        .join(Sample, Sample.id == Candidate.sample_id)
+        .where(
+            Candidate.job_id == job_id,
+            Sample.job_id == job_id,
+            Sample.ordinal >= first_ordinal,
+            Sample.ordinal < first_ordinal + n_samples,
+        )
+        .order_by(Sample.ordinal, Candidate.position)
+    ).all()
+    return [CandidateText(row.id, row.instruction, row.input, row.response) for row in rows]
+
+
+def update_candidate_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write scores onto candidate rows by primary key (bulk UPDATE; rewriting the same values is harmless)."""
+    if rows:
+        session.execute(update(Candidate), list(rows))
+
+
+def mark_chunk_done(
+    session: Session, job_id: uuid.UUID, index: int, *, scoring_seconds: float, finished_at: datetime
+) -> bool:
+    """Mark a chunk done; True only on the transition, so a redelivered chunk is counted once."""
+    result = session.execute(
+        update(Chunk)
+        .where(Chunk.job_id == job_id, Chunk.index == index, Chunk.status != ChunkStatus.done)
+        .values(status=ChunkStatus.done, finished_at=finished_at, scoring_seconds=scoring_seconds, error=None)
+        .returning(Chunk.n_samples)
+    ).scalar_one_or_none()
+    return result is not None
+
+
+def add_progress(session: Session, job_id: uuid.UUID, *, samples: int, scoring_seconds: float) -> None:
+    """Add a finished chunk's samples and engine time to the job's counters (atomic in SQL)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            scored_samples=Job.scored_samples + samples,
+            scoring_seconds=Job.scoring_seconds + scoring_seconds,
+        )
+    )
+
+
+def chunks_left(session: Session, job_id: uuid.UUID) -> int:
+    """How many of the job's chunks are not done."""
+    return int(
+        session.scalar(select(func.count()).where(Chunk.job_id == job_id, Chunk.status != ChunkStatus.done)) or 0
+    )
+
+
+def score_table_rows(session: Session, job_id: uuid.UUID) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Every candidate's policy-relevant scores, ordered by (sample ordinal, candidate position)."""
+    return session.execute(
+        select(
+            Sample.id.label("sample_pk"),
+            Sample.external_id,
+            Candidate.name,
+            Candidate.teacher,
+            Candidate.status,
+            Candidate.error,
+            Candidate.ifd,
+            Candidate.rifd,
+            Candidate.ifd_loss_ratio,
+            Candidate.ppl_response_given_instruction,
+            Candidate.nll_response_given_instruction,
+            Candidate.instruction,
+            Candidate.input,
+        )
+        .join(Sample, Sample.id == Candidate.sample_id)
+        .where(Candidate.job_id == job_id)
+        .order_by(Sample.ordinal, Candidate.position)
+    ).all()
+
+
+def add_decision_set(
+    session: Session, job_id: uuid.UUID, *, policy: str, version: str, params: dict[str, Any], counts: dict[str, int]
+) -> DecisionSet:
+    """A new decision set row for a policy run."""
+    decision_set = DecisionSet(
+        job_id=job_id,
+        policy=policy,
+        policy_version=version,
+        params=params,
+        retained_count=counts.get("retained", 0),
+        rejected_count=counts.get("rejected", 0),
+        unscored_count=counts.get("unscored", 0),
+    )
+    session.add(decision_set)
+    session.flush()
+    return decision_set
+
+
+def insert_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert a decision set's decisions in one executemany."""
+    if rows:
+        session.execute(insert(Decision), list(rows))
+
+
+def latest_decision_set(session: Session, job_id: uuid.UUID) -> DecisionSet | None:
+    """The job's most recent decision set (the one its own policy made, until re-decided)."""
+    return session.scalars(
+        select(DecisionSet).where(DecisionSet.job_id == job_id).order_by(DecisionSet.id.desc()).limit(1)
+    ).one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFilter:
+    """Filters over a job's samples for listing and export."""
+
+    decision: str | None = None
+    reason: str | None = None
+    teacher: str | None = None
+    chosen: str | None = None
+
+
+def sample_page(
+    session: Session,
+    job_id: uuid.UUID,
+    decision_set_id: int | None,
+    filters: SampleFilter,
+    *,
+    after_ordinal: int,
+    limit: int,
+    external_id: str | None = None,
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Samples (ordinal order, after a keyset cursor) joined with their decision in the given set."""
+    query = (
+        select(
+            Sample.id,
+            Sample.ordinal,
+            Sample.external_id,
+            Sample.layout,
+            Sample.payload,
+            Decision.decision,
+            Decision.reason,
+            Decision.chosen_candidate,
+            Decision.detail,
+        )
+        .outerjoin(
+            Decision,
+            (Decision.sample_id == Sample.id)
+            & (Decision.decision_set_id == (decision_set_id if decision_set_id is not None else -1)),
+        )
+        .where(Sample.job_id == job_id, Sample.ordinal > after_ordinal)
+        .order_by(Sample.ordinal)
+        .limit(limit)
+    )
+    if external_id is not None:
+        query = query.where(Sample.external_id == external_id)
+    if filters.decision is not None:
+        query = query.where(Decision.decision == filters.decision)
+    if filters.reason is not None:
+        query = query.where(Decision.reason == filters.reason)
+    if filters.chosen is not None:
+        query = query.where(Decision.chosen_candidate == filters.chosen)
+    if filters.teacher is not None:
+        query = query.where(exists().where(Candidate.sample_id == Sample.id, Candidate.teacher == filters.teacher))
+    return session.execute(query).all()
+
+
+def candidates_of_samples(session: Session, sample_ids: Iterable[int]) -> Sequence[Candidate]:
+    """Every candidate of the given samples, in (sample, position) order."""
+    ids = list(sample_ids)
+    if not ids:
+        return []
+    return session.scalars(
+        select(Candidate).where(Candidate.sample_id.in_(ids)).order_by(Candidate.sample_id, Candidate.position)
+    ).all()
+
+
+def score_values(candidate: Candidate) -> dict[str, Any]:
+    """A candidate row's engine scores as a dict, in CandidateScores' field order."""
+    return {name: getattr(candidate, name) for name in SCORE_FIELDS}
+
+
+def job_layouts(session: Session, job_id: uuid.UUID) -> list[str]:
+    """The distinct record layouts of a job's samples."""
+    return sorted(session.scalars(select(Sample.layout).where(Sample.job_id == job_id).distinct()).all())

@@ -1,0 +1,505 @@
+"""Job logic: create a job whole or not at all, track chunk scoring, finalize with the job's policy, cancel."""
+
+from __future__ import annotations
+
+import base64
+import math
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.db import UnitOfWork
+from service.errors import ConflictError, NotFoundError
+from service.ingest import SampleRecord, candidate_texts
+from service.jobs import repository
+from service.jobs.schemas import (
+    CandidateOut,
+    Counts,
+    JobOut,
+    JobPage,
+    PolicyOut,
+    Progress,
+    SampleOut,
+    SamplePage,
+    StudentOut,
+    Timings,
+)
+from service.models import (
+    FINISHED_STATUSES,
+    SCORE_FIELDS,
+    Candidate,
+    CandidateStatus,
+    ChunkStatus,
+    DecisionSet,
+    Job,
+    JobStatus,
+    utcnow,
+)
+from service.policies import CandidateScore, SampleScores, get_policy, resolve_params
+from service.settings import Settings
+from service.students.checkpoint import inspect_checkpoint
+
+TEMPLATES = ("plain", "chat", "alpaca")
+# Columns a chunk write may set on a candidate row: the engine's output, nothing else.
+WRITABLE_SCORE_COLUMNS = frozenset({"status", "error", "template", "scoring_version", *SCORE_FIELDS})
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """`moment` as an aware UTC datetime (SQLite hands back naive ones)."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def create_job(
+    uow: UnitOfWork,
+    settings: Settings,
+    *,
+    records: Sequence[SampleRecord],
+    student_path: str,
+    policy: str | None = None,
+    params: dict[str, Any] | None = None,
+    template: str | None = None,
+    dataset_name: str = "",
+    dataset_format: str = "jsonl",
+    enqueue: Callable[[uuid.UUID, int], None] | None = None,
+) -> Job:
+    """Validate the student, policy and template, store the job with its samples and candidates, then queue it.
+
+    Raises CheckpointError, PolicyError or ValueError before anything is written; the chunks are queued only
+    after the transaction commits (`enqueue(job_id, n_chunks)`), so a worker never sees a half-written job.
+    """
+    policy_impl, policy_params = resolve_params(policy or settings.default_policy, params)
+    template = template or settings.template
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}: expected one of {', '.join(TEMPLATES)}")
+    info = inspect_checkpoint(student_path, allowed_roots=settings.student_roots)
+    session = uow.session
+    student = repository.get_or_create_student(session, info)
+
+    chunk_size = settings.chunk_size
+    n_chunks = math.ceil(len(records) / chunk_size)
+    texts = [candidate_texts(record) for record in records]
+    job = Job(
+        id=uuid.uuid4(),
+        status=JobStatus.queued,
+        student_id=student.id,
+        policy=policy_impl.name,
+        policy_params=policy_params,
+        template=template,
+        dataset_name=dataset_name[:300],
+        dataset_format=dataset_format,
+        chunk_size=chunk_size,
+        n_chunks=n_chunks,
+        total_samples=len(records),
+        total_candidates=sum(len(candidates) for candidates in texts),
+        scored_samples=0,
+        retained_count=0,
+        rejected_count=0,
+        unscored_count=0,
+        scoring_seconds=0.0,
+    )
+    job.student = student
+    session.add(job)
+    session.flush()
+
+    sample_ids = repository.insert_samples(
+        session,
+        job.id,
+        [
+            {"ordinal": ordinal, "external_id": record.id, "layout": record.layout, "payload": record.raw}
+            for ordinal, record in enumerate(records)
+        ],
+    )
+    repository.insert_candidates(
+        session,
+        [
+            {
+                "job_id": job.id,
+                "sample_id": sample_id,
+                "position": position,
+                "name": text.name,
+                "teacher": text.teacher,
+                "instruction": text.instruction,
+                "input": text.input,
+                "response": text.response,
+                "status": CandidateStatus.pending,
+            }
+            for sample_id, candidates in zip(sample_ids, texts, strict=True)
+            for position, text in enumerate(candidates)
+        ],
+    )
+    repository.insert_chunks(
+        session,
+        [
+            {
+                "job_id": job.id,
+                "index": index,
+                "first_ordinal": index * chunk_size,
+                "n_samples": min(chunk_size, len(records) - index * chunk_size),
+                "status": ChunkStatus.pending,
+                "attempts": 0,
+            }
+            for index in range(n_chunks)
+        ],
+    )
+    if enqueue is not None:
+        job_id = job.id
+        uow.after_commit(lambda: enqueue(job_id, n_chunks))
+    return job
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job:
+    """The job, or NotFoundError."""
+    job = repository.get_job(session, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} not found")
+    return job
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWork:
+    """What a worker needs to score one chunk: the student, the template and the candidates' texts."""
+
+    job_id: uuid.UUID
+    index: int
+    student_path: str
+    student_fingerprint: str
+    template: str
+    candidates: list[repository.CandidateText]
+
+
+def claim_chunk(session: Session, job_id: uuid.UUID, index: int) -> ChunkWork | None:
+    """Mark a chunk running and return its work; None when the job is finished or the chunk already done."""
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return None
+    chunk = repository.get_chunk(session, job_id, index)
+    if chunk is None:
+        raise NotFoundError(f"job {job_id} has no chunk {index}")
+    if chunk.status == ChunkStatus.done:
+        return None
+    job = get_job(session, job_id)
+    now = utcnow()
+    if job.status == JobStatus.queued:
+        job.status = JobStatus.running
+    if job.started_at is None:
+        job.started_at = now
+    chunk.status = ChunkStatus.running
+    chunk.attempts += 1
+    chunk.started_at = now
+    candidates = repository.chunk_candidates(session, job_id, chunk.first_ordinal, chunk.n_samples)
+    return ChunkWork(job_id, index, job.student.path, job.student.fingerprint, job.template, candidates)
+
+
+def record_chunk_scores(
+    session: Session,
+    job_id: uuid.UUID,
+    index: int,
+    scores: Sequence[Mapping[str, Any]],
+    *,
+    scoring_seconds: float,
+) -> bool:
+    """Store a chunk's scores (rows keyed by candidate `id`) and mark it done; True when the job is fully scored.
+
+    Idempotent: a redelivered chunk rewrites the same values and is counted once. The job row is locked
+    first so the last of several concurrently finishing chunks always sees the others done.
+    """
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return False
+    now = utcnow()
+    rows = []
+    for score in scores:
+        row = {key: value for key, value in score.items() if key in WRITABLE_SCORE_COLUMNS}
+        row["id"] = score["id"]
+        row["scored_at"] = now
+        rows.append(row)
+    repository.update_candidate_scores(session, rows)
+    if repository.mark_chunk_done(session, job_id, index, scoring_seconds=scoring_seconds, finished_at=now):
+        chunk = repository.get_chunk(session, job_id, index)
+        assert chunk is not None
+        repository.add_progress(session, job_id, samples=chunk.n_samples, scoring_seconds=scoring_seconds)
+    left = repository.chunks_left(session, job_id)
+    if left == 0:
+        job = get_job(session, job_id)
+        if job.scored_at is None:
+            job.scored_at = now
+        return True
+    return False
+
+
+def chunk_completes_job(session: Session, job_id: uuid.UUID) -> bool:
+    """True when the job is unfinished and fully scored (a redelivered last chunk re-queues finalize)."""
+    job = repository.get_job(session, job_id)
+    if job is None or job.status in FINISHED_STATUSES:
+        return False
+    return repository.chunks_left(session, job_id) == 0
+
+
+def fail_job(session: Session, job_id: uuid.UUID, error: str, *, chunk_index: int | None = None) -> None:
+    """Record a job's failure and its cause (no-op once the job has finished)."""
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return
+    job = get_job(session, job_id)
+    job.status = JobStatus.failed
+    job.error = error[:4000]
+    job.finished_at = utcnow()
+    if chunk_index is not None:
+        chunk = repository.get_chunk(session, job_id, chunk_index)
+        if chunk is not None:
+            chunk.status = ChunkStatus.failed
+            chunk.error = error[:4000]
+
+
+def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
+    """Cancel a queued or running job: its remaining chunks are skipped, decisions already made are kept."""
+    status = repository.lock_job(session, job_id)
+    if status is None:
+        raise NotFoundError(f"job {job_id} not found")
+    job = get_job(session, job_id)
+    if status in FINISHED_STATUSES:
+        raise ConflictError(f"job {job_id} is already {status}")
+    job.status = JobStatus.cancelled
+    job.finished_at = utcnow()
+    return job
+
+
+def load_score_table(session: Session, job_id: uuid.UUID) -> tuple[list[SampleScores], list[int]]:
+    """The job's candidates' scores grouped per sample (ordinal order), and the samples' row ids."""
+    samples: list[SampleScores] = []
+    sample_pks: list[int] = []
+    current: list[CandidateScore] = []
+    current_key: str | None = None
+    original_instruction: tuple[str, str] = ("", "")
+    for row in repository.score_table_rows(session, job_id):
+        if not sample_pks or sample_pks[-1] != row.sample_pk:
+            if current_key is not None:
+                samples.append(SampleScores(current_key, tuple(current)))
+            sample_pks.append(row.sample_pk)
+            current, current_key = [], row.external_id
+            original_instruction = (row.instruction, row.input)
+        current.append(
+            CandidateScore(
+                name=row.name,
+                teacher=row.teacher,
+                status=row.status,
+                error=row.error,
+                ifd=row.ifd,
+                rifd=row.rifd,
+                ifd_loss_ratio=row.ifd_loss_ratio,
+                ppl_response_given_instruction=row.ppl_response_given_instruction,
+                nll_response_given_instruction=row.nll_response_given_instruction,
+                rewrote_instruction=row.teacher is not None and (row.instruction, row.input) != original_instruction,
+            )
+        )
+    if current_key is not None:
+        samples.append(SampleScores(current_key, tuple(current)))
+    return samples, sample_pks
+
+
+def decide(session: Session, job_id: uuid.UUID, policy_name: str, params: dict[str, Any] | None) -> DecisionSet:
+    """Run a policy over the job's stored scores (no rescoring) and store the verdicts as a new decision set."""
+    policy = get_policy(policy_name)
+    validated = policy.parse_params(params)
+    table, sample_pks = load_score_table(session, job_id)
+    verdicts = policy.decide(table, validated)
+    counts = Counter[str](verdict.decision for verdict in verdicts)
+    decision_set = repository.add_decision_set(
+        session,
+        job_id,
+        policy=policy.name,
+        version=policy.version,
+        params=validated.model_dump(mode="json"),
+        counts=dict(counts),
+    )
+    repository.insert_decisions(
+        session,
+        [
+            {
+                "decision_set_id": decision_set.id,
+                "job_id": job_id,
+                "sample_id": sample_pk,
+                "decision": verdict.decision,
+                "reason": verdict.reason,
+                "chosen_candidate": verdict.chosen_candidate,
+                "detail": verdict.detail,
+            }
+            for sample_pk, verdict in zip(sample_pks, verdicts, strict=True)
+        ],
+    )
+    return decision_set
+
+
+def finalize_job(session: Session, job_id: uuid.UUID) -> bool:
+    """Apply the job's policy once every chunk is scored and mark it succeeded; False when not (yet) due."""
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return False
+    if repository.chunks_left(session, job_id) > 0:
+        return False
+    job = get_job(session, job_id)
+    decision_set = decide(session, job_id, job.policy, job.policy_params)
+    job.retained_count = decision_set.retained_count
+    job.rejected_count = decision_set.rejected_count
+    job.unscored_count = decision_set.unscored_count
+    job.status = JobStatus.succeeded
+    job.finished_at = utcnow()
+    if job.scored_at is None:
+        job.scored_at = job.finished_at
+    return True
+
+
+def policy_out(name: str, params: dict[str, Any], version: str | None = None) -> PolicyOut:
+    """A policy's public description (the registered version unless a stored one is given)."""
+    return PolicyOut(name=name, version=version or get_policy(name).version, params=params)
+
+
+def job_out(job: Job) -> JobOut:
+    """The public view of a job (its student must be loaded)."""
+    started_at, scored_at, finished_at = as_utc(job.started_at), as_utc(job.scored_at), as_utc(job.finished_at)
+    rate = None
+    if started_at is not None and job.scored_samples:
+        end = scored_at or finished_at or utcnow()
+        elapsed = (end - started_at).total_seconds()
+        rate = job.scored_samples / elapsed if elapsed > 0 else None
+    created_at = as_utc(job.created_at)
+    assert created_at is not None
+    return JobOut(
+        id=job.id,
+        status=JobStatus(job.status).value,
+        progress=Progress(scored=job.scored_samples, total=job.total_samples, candidates=job.total_candidates),
+        counts=Counts(retained=job.retained_count, rejected=job.rejected_count, unscored=job.unscored_count),
+        student=StudentOut(
+            path=job.student.path,
+            fingerprint=job.student.fingerprint,
+            model_type=job.student.model_type,
+            max_length=job.student.max_length,
+        ),
+        policy=policy_out(job.policy, job.policy_params),
+        template=job.template,
+        dataset={"name": job.dataset_name, "format": job.dataset_format, "samples": job.total_samples},
+        timings=Timings(
+            created_at=created_at,
+            started_at=started_at,
+            scored_at=scored_at,
+            finished_at=finished_at,
+            scoring_seconds=job.scoring_seconds,
+            samples_per_second=rate,
+        ),
+        error=job.error,
+    )
+
+
+def _encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor: not a cursor this API issued") from exc
+
+
+def list_jobs(session: Session, *, status: str | None, cursor: str | None, limit: int) -> JobPage:
+    """Jobs newest first with keyset pagination on (created_at, id)."""
+    before = None
+    if cursor is not None:
+        created, _, job_id = _decode_cursor(cursor).partition("|")
+        try:
+            before = (datetime.fromisoformat(created), uuid.UUID(job_id))
+        except ValueError as exc:
+            raise ValueError("cursor: not a cursor this API issued") from exc
+    jobs = repository.list_jobs(session, status=status, before=before, limit=limit + 1)
+    items = [job_out(job) for job in jobs[:limit]]
+    next_cursor = None
+    if len(jobs) > limit:
+        last = jobs[limit - 1]
+        next_cursor = _encode_cursor(f"{last.created_at.isoformat()}|{last.id}")
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+def _candidate_out(candidate: Candidate, *, with_texts: bool) -> CandidateOut:
+    texts = (
+        {"instruction": candidate.instruction, "input": candidate.input, "response": candidate.response}
+        if with_texts
+        else {}
+    )
+    return CandidateOut(
+        name=candidate.name,
+        teacher=candidate.teacher,
+        status=candidate.status,
+        error=candidate.error,
+        template=candidate.template,
+        scoring_version=candidate.scoring_version,
+        **repository.score_values(candidate),
+        **texts,
+    )
+
+
+def list_samples(
+    session: Session,
+    job_id: uuid.UUID,
+    filters: repository.SampleFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    external_id: str | None = None,
+    with_texts: bool = False,
+) -> SamplePage:
+    """A page of a job's samples with their latest decision and every candidate's scores."""
+    get_job(session, job_id)
+    after = -1
+    if cursor is not None:
+        try:
+            after = int(_decode_cursor(cursor))
+        except ValueError as exc:
+            raise ValueError("cursor: not a cursor this API issued") from exc
+    decision_set = repository.latest_decision_set(session, job_id)
+    rows = repository.sample_page(
+        session,
+        job_id,
+        decision_set.id if decision_set is not None else None,
+        filters,
+        after_ordinal=after,
+        limit=limit + 1,
+        external_id=external_id,
+    )
+    page = rows[:limit]
+    by_sample: dict[int, list[CandidateOut]] = {}
+    for candidate in repository.candidates_of_samples(session, [row.id for row in page]):
+        by_sample.setdefault(candidate.sample_id, []).append(_candidate_out(candidate, with_texts=with_texts))
+    items = [
+        SampleOut(
+            sample_id=row.external_id,
+            ordinal=row.ordinal,
+            decision=row.decision,
+            reason=row.reason,
+            chosen_candidate=row.chosen_candidate,
+            detail=row.detail,
+            candidates=by_sample.get(row.id, []),
+        )
+        for row in page
+    ]
+    next_cursor = _encode_cursor(str(page[-1].ordinal)) if len(rows) > limit else None
+    policy = (
+        policy_out(decision_set.policy, decision_set.params, decision_set.policy_version)
+        if decision_set is not None
+        else None
+    )
+    return SamplePage(items=items, next_cursor=next_cursor, policy=policy)
+
+
+def get_sample(session: Session, job_id: uuid.UUID, sample_id: str) -> SampleOut:
+    """One sample with every candidate's texts and scores, its decision and the reason."""
+    page = list_samples(session, job_id, repository.SampleFilter(), external_id=sample_id, limit=1, with_texts=True)
+    if not page.items:
+        raise NotFoundError(f"job {job_id} has no sample {sample_id!r}")
+    return page.items[0]

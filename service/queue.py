@@ -1,0 +1,88 @@
+"""The broker side the service needs: Celery configuration shared with the workers, and enqueue by task name.
+
+The service never imports workers (or torch): it sends tasks by name, and `workers.celery_app` builds its
+worker app from the same `celery_config` so both sides always agree on broker, queue and delivery rules.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from service.settings import Settings, get_settings
+
+SCORE_CHUNK_TASK = "frontier.score_chunk"
+FINALIZE_JOB_TASK = "frontier.finalize_job"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for both the enqueuing API and the GPU workers."""
+    options: dict[str, Any] = {}
+    if settings.embedded_broker:
+        folder = settings.broker_folder
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        # One folder both ways: producer and consumer are the API/CLI and the local worker on this machine.
+        options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    return {
+        "broker_url": settings.broker_dsn,
+        "broker_transport_options": options,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.gpu_queue,
+        "task_routes": {"frontier.*": {"queue": settings.gpu_queue}},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Progress and results live in the database; a result backend would be a second source of truth.
+        "task_ignore_result": True,
+        # At-least-once: a chunk is acknowledged only after its scores are committed (writes are idempotent),
+        # and a worker takes one chunk at a time so a crash loses at most the one in hand.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+    }
+
+
+_queues: dict[tuple[int, str], Celery] = {}
+
+
+def get_queue(settings: Settings | None = None) -> Celery:
+    """This process's producer-only Celery app (created lazily, never shared across a fork)."""
+    settings = settings or get_settings()
+    key = (os.getpid(), settings.broker_dsn + str(settings.broker_folder))
+    app = _queues.get(key)
+    if app is None:
+        app = Celery("frontier-api", set_as_current=False)
+        app.conf.update(celery_config(settings))
+        _queues[key] = app
+    return app
+
+
+def enqueue_chunks(job_id: uuid.UUID, n_chunks: int, settings: Settings | None = None) -> None:
+    """Queue one scoring task per chunk of a job."""
+    app = get_queue(settings)
+    with app.producer_or_acquire() as producer:
+        for index in range(n_chunks):
+            app.send_task(SCORE_CHUNK_TASK, args=[str(job_id), index], producer=producer)
+
+
+def enqueue_finalize(job_id: uuid.UUID, settings: Settings | None = None) -> None:
+    """Queue the job's finalize task (it applies the policy once every chunk is scored)."""
+    get_queue(settings).send_task(FINALIZE_JOB_TASK, args=[str(job_id)])
+
+
+def check_broker(settings: Settings | None = None, timeout: float = 2.0) -> None:
+    """Raise if the broker cannot be reached within `timeout` seconds."""
+    app = get_queue(settings)
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout)

@@ -1,0 +1,25 @@
+"""The Celery worker app: configured from service settings, tasks in workers.tasks.
+
+Start a GPU worker with `celery -A workers.celery_app worker -Q gpu -c 1` (one process per GPU). The student
+is loaded lazily by the first task in each worker process, never in the parent before fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from service.db import dispose_engines
+from service.queue import celery_config
+from service.settings import get_settings
+
+app = Celery("frontier", include=["workers.tasks"])
+app.conf.update(celery_config(get_settings()))
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _fresh_process(**_: Any) -> None:
+    # A forked child must not reuse the parent's pooled database connections.
+    dispose_engines()

@@ -1,0 +1,52 @@
+"""Thin queue entrypoints: ids in, one call, done (the work is in workers.curation and service.jobs)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Task
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from service.queue import FINALIZE_JOB_TASK, SCORE_CHUNK_TASK, enqueue_finalize
+from workers.celery_app import app
+
+# Worth retrying: the database or the broker was briefly unreachable. Anything else is a real failure.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, ConnectionError, TimeoutError)
+
+
+class CurationTask(Task):  # type: ignore[misc]
+    """Records a job's failure with its cause once a task has exhausted its retries or failed for good."""
+
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 5
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
+        """Mark the job failed so it never stays `running` forever."""
+        from workers.curation import record_failure
+
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return
+        record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
+
+
+@app.task(name=SCORE_CHUNK_TASK, base=CurationTask)  # type: ignore[untyped-decorator]
+def score_chunk(job_id: str, chunk_index: int) -> None:
+    """Score one chunk of a job; the chunk that completes the job queues its finalize task."""
+    from workers.curation import score_chunk as score
+
+    if score(uuid.UUID(job_id), chunk_index):
+        enqueue_finalize(uuid.UUID(job_id))
+
+
+@app.task(name=FINALIZE_JOB_TASK, base=CurationTask)  # type: ignore[untyped-decorator]
+def finalize_job(job_id: str) -> None:
+    """Apply the job's policy to its stored scores once every chunk is in."""
+    from workers.curation import finalize
+
+    finalize(uuid.UUID(job_id))
