@@ -13,7 +13,9 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_dsn
+    # A caller's URL (service.schema.upgrade), then `alembic -x url=...`, then FRONTIER_DATABASE_URL.
+    given: str | None = context.config.attributes.get("url")
+    return given or context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_dsn
 
 
 def run_offline() -> None:

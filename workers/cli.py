@@ -9,7 +9,12 @@ from collections.abc import Sequence
 
 # Each module exposes `register(subparsers)`, which adds its subcommand and sets `handler` on the parser.
 # Kept as names so `frontier serve` never imports torch: commands import heavy modules inside their handler.
-COMMAND_MODULES: tuple[str, ...] = ("workers.commands.score",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "workers.commands.score",
+    "workers.commands.curate",
+    "workers.commands.serve",
+    "workers.commands.migrate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

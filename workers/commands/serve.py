@@ -1,0 +1,56 @@
+"""`frontier serve`: the HTTP API, plus a local worker when the broker is the embedded one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the `serve` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the API (OpenAPI at /docs); embedded default: SQLite + a local worker, nothing to install",
+    )
+    parser.add_argument("--host", default=None, help="bind address (default FRONTIER_API_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default FRONTIER_API_PORT, 8000)")
+    worker = parser.add_mutually_exclusive_group()
+    worker.add_argument("--worker", dest="worker", action="store_true", default=None, help="start a local worker")
+    worker.add_argument("--no-worker", dest="worker", action="store_false", help="do not start a local worker")
+    parser.add_argument(
+        "--migrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply migrations first (default: only for the embedded SQLite database)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Migrate (embedded), start the local worker (embedded broker), serve until interrupted."""
+    import uvicorn
+
+    from service import schema
+    from service.settings import get_settings
+    from workers.local import local_worker
+
+    settings = get_settings()
+    embedded_db = settings.database_dsn.startswith("sqlite")
+    if args.migrate or (args.migrate is None and embedded_db):
+        schema.upgrade()
+    start_worker = settings.embedded_broker if args.worker is None else args.worker
+    host = args.host or settings.api_host
+    port = args.port or settings.api_port
+    print(
+        f"frontier: database {'embedded SQLite under ' + str(settings.data_dir) if embedded_db else 'external'}, "
+        f"broker {'embedded' if settings.embedded_broker else 'external'}, "
+        f"local worker {'on' if start_worker else 'off'}; API at http://{host}:{port} (docs: /docs)",
+        file=sys.stderr,
+    )
+    if not start_worker:
+        uvicorn.run("service.app:create_app", factory=True, host=host, port=port)
+        return 0
+    with local_worker(settings):
+        uvicorn.run("service.app:create_app", factory=True, host=host, port=port)
+    return 0

@@ -1,0 +1,41 @@
+"""A Celery worker on this machine, as a child process: the embedded deployment's "in-process" worker.
+
+The embedded default runs the very same worker as production (same app, same tasks, same queue), consuming
+the filesystem broker under the data dir; `frontier serve` and `frontier curate` start one and stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from service.settings import Settings
+
+
+def worker_command(settings: Settings, *, loglevel: str = "WARNING") -> list[str]:
+    """The command line of a one-process worker on the settings' GPU queue."""
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker"]
+    command += ["-Q", settings.gpu_queue, "-l", loglevel, "-n", f"frontier-local-{os.getpid()}@%h"]
+    # solo: the worker process itself scores, so the student loads once and nothing is forked.
+    command += ["-P", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return command
+
+
+@contextmanager
+def local_worker(settings: Settings, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a worker child process for the duration of the block, then stop it (warm shutdown, then kill)."""
+    process = subprocess.Popen(worker_command(settings), env=dict(env) if env is not None else None)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
