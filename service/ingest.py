@@ -35,9 +35,7 @@ ORIGINAL = "original"
 class DatasetError(ValueError):
     """A dataset that cannot be used as-is, with where (record number, field) it went wrong."""
 
-    def __init__(
-        self, message: str, *, line: int | None = None, field: str | None = None, unit: str = "line"
-    ):
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None, unit: str = "line"):
         self.line = line
         self.field = field
         self.reason = message
@@ -97,9 +95,7 @@ def candidate_texts(record: SampleRecord) -> list[CandidateText]:
             CandidateText(
                 name=refinement.teacher,
                 teacher=refinement.teacher,
-                instruction=refinement.instruction
-                if refinement.instruction is not None
-                else record.instruction,
+                instruction=refinement.instruction if refinement.instruction is not None else record.instruction,
                 input=refinement.input if refinement.input is not None else record.input,
                 response=refinement.response,
             )
@@ -220,9 +216,7 @@ class _Checker:
     def fail(self, field_name: str | None, message: str) -> DatasetError:
         return DatasetError(message, line=self.number, field=field_name, unit=self.unit)
 
-    def text(
-        self, obj: Mapping[str, Any], key: str, path: str, *, required: bool, non_empty: bool
-    ) -> str | None:
+    def text(self, obj: Mapping[str, Any], key: str, path: str, *, required: bool, non_empty: bool) -> str | None:
         if key not in obj or obj[key] is None:
             if required:
                 raise self.fail(path, "missing")
@@ -282,9 +276,7 @@ def _chat_turns(check: _Checker, messages: object, path: str) -> tuple[str, str]
     for index, message in enumerate(messages):
         where = f"{path}[{index}]"
         if not isinstance(message, dict):
-            raise check.fail(
-                where, f"expected an object with 'role' and 'content', got {_type_name(message)}"
-            )
+            raise check.fail(where, f"expected an object with 'role' and 'content', got {_type_name(message)}")
         role = check.text(message, "role", f"{where}.role", required=True, non_empty=True) or ""
         content = check.text(message, "content", f"{where}.content", required=True, non_empty=False) or ""
         if role not in ("system", "user", "assistant"):
@@ -294,9 +286,7 @@ def _chat_turns(check: _Checker, messages: object, path: str) -> tuple[str, str]
         turns = turns[1:]
     # One instruction and one answer are what the scores are defined over; longer dialogues are ambiguous.
     if [role for role, _ in turns] != ["user", "assistant"]:
-        raise check.fail(
-            path, "expected one user turn then one assistant turn (after an optional system turn)"
-        )
+        raise check.fail(path, "expected one user turn then one assistant turn (after an optional system turn)")
     (_, instruction), (_, response) = turns
     if not instruction.strip():
         raise check.fail(f"{path}.user", "expected a non-empty user turn")
@@ -331,16 +321,10 @@ def _refinements(check: _Checker, value: object, layout: Layout) -> list[Refinem
             refined_input: str | None = None
         else:
             answer_key = "output" if "output" in item and "response" not in item else "response"
-            response = (
-                check.text(item, answer_key, f"{where}.{answer_key}", required=True, non_empty=True) or ""
-            )
-            instruction = check.text(
-                item, "instruction", f"{where}.instruction", required=False, non_empty=True
-            )
+            response = check.text(item, answer_key, f"{where}.{answer_key}", required=True, non_empty=True) or ""
+            instruction = check.text(item, "instruction", f"{where}.instruction", required=False, non_empty=True)
             refined_input = check.text(item, "input", f"{where}.input", required=False, non_empty=False)
-        refinements.append(
-            Refinement(teacher=teacher, response=response, instruction=instruction, input=refined_input)
-        )
+        refinements.append(Refinement(teacher=teacher, response=response, instruction=instruction, input=refined_input))
     return refinements
 
 

@@ -51,9 +51,7 @@ def test_native_record_parses_with_refinements() -> None:
     assert record.line == 1
     assert record.refinements == [
         Refinement(teacher="teacher-near", response="2 + 3 = 5."),
-        Refinement(
-            teacher="teacher-far", response="Adding gives 5.", instruction="Compute 2 + 3 and explain."
-        ),
+        Refinement(teacher="teacher-far", response="Adding gives 5.", instruction="Compute 2 + 3 and explain."),
     ]
     assert record.teachers == ["teacher-near", "teacher-far"]
 
@@ -70,9 +68,7 @@ def test_candidates_inherit_instruction_and_input_from_the_sample() -> None:
         (
             "teacher-far",
             "teacher-far",
-            Candidate(
-                instruction="Compute 2 + 3 and explain.", response="Adding gives 5.", input="numbers: 2, 3"
-            ),
+            Candidate(instruction="Compute 2 + 3 and explain.", response="Adding gives 5.", input="numbers: 2, 3"),
         ),
     ]
     assert [text.name for text in candidate_texts(record)] == ["original", "teacher-near", "teacher-far"]
@@ -118,9 +114,7 @@ def test_chat_layout_maps_user_and_assistant_turns() -> None:
         )
     )[0]
     assert (record.layout, record.instruction, record.response) == ("chat", "Capital of France?", "Paris.")
-    assert record.refinements[1] == Refinement(
-        teacher="t2", response="Paris", instruction="Name France's capital."
-    )
+    assert record.refinements[1] == Refinement(teacher="t2", response="Paris", instruction="Name France's capital.")
 
 
 def test_blank_lines_and_bom_are_ignored() -> None:
@@ -177,9 +171,7 @@ GOOD = json.dumps({"id": "ok", "instruction": "i", "response": "r"}).encode()
             "expected an array, got an object",
         ),
         (
-            json.dumps(
-                {"id": "x", "instruction": "i", "response": "r", "refinements": [{"response": "y"}]}
-            ).encode(),
+            json.dumps({"id": "x", "instruction": "i", "response": "r", "refinements": [{"response": "y"}]}).encode(),
             "refinements[0].teacher",
             "missing",
         ),
@@ -245,12 +237,7 @@ GOOD = json.dumps({"id": "ok", "instruction": "i", "response": "r"}).encode()
 )
 def test_bad_record_names_line_and_field(line3: bytes, field: str | None, message: str) -> None:
     data = (
-        GOOD
-        + b"\n"
-        + json.dumps({"id": "ok2", "instruction": "i", "response": "r"}).encode()
-        + b"\n"
-        + line3
-        + b"\n"
+        GOOD + b"\n" + json.dumps({"id": "ok2", "instruction": "i", "response": "r"}).encode() + b"\n" + line3 + b"\n"
     )
     with pytest.raises(DatasetError, match=r"^line 3") as caught:
         parse_jsonl(data)
