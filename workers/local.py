@@ -16,19 +16,24 @@ from contextlib import contextmanager
 from service.settings import Settings
 
 
-def worker_command(settings: Settings, *, loglevel: str = "WARNING") -> list[str]:
-    """The command line of a one-process worker on the settings' GPU queue."""
+def worker_command(settings: Settings, *, pool: str = "solo", loglevel: str = "WARNING") -> list[str]:
+    """The command line of a one-process worker on the settings' GPU queue.
+
+    `solo` (default) scores in the worker process itself; `prefork` is production's shape: a parent that
+    never imports torch and one forked child that loads the student on its first task.
+    """
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker"]
     command += ["-Q", settings.gpu_queue, "-l", loglevel, "-n", f"frontier-local-{os.getpid()}@%h"]
-    # solo: the worker process itself scores, so the student loads once and nothing is forked.
-    command += ["-P", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command += ["-P", pool, "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     return command
 
 
 @contextmanager
-def local_worker(settings: Settings, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def local_worker(
+    settings: Settings, env: Mapping[str, str] | None = None, *, pool: str = "solo"
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a worker child process for the duration of the block, then stop it (warm shutdown, then kill)."""
-    process = subprocess.Popen(worker_command(settings), env=dict(env) if env is not None else None)
+    process = subprocess.Popen(worker_command(settings, pool=pool), env=dict(env) if env is not None else None)
     try:
         yield process
     finally:

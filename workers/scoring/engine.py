@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from workers.scoring.encoding import CandidateEncoder, CandidateError, EncodedCandidate, ScoredSequence
 from workers.scoring.packing import Tree, build_trees, make_batch, plan_batches
@@ -156,15 +155,16 @@ class Scorer:
         device = self.student.device
         autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.student.precision)
         with torch.inference_mode():
-            for done, group in enumerate(plan, start=1):
-                batch = make_batch(group, pad_id=self.student.start_id)
+            for done, rows in enumerate(plan, start=1):
+                batch = make_batch(rows, pad_id=self.student.start_id)
                 padded += batch.padded_tokens
                 width = batch.input_ids.shape[1]
                 flat_rows: list[int] = []
                 flat_tokens: list[int] = []
-                for row, tree in enumerate(group):
+                for tree, place in zip(batch.trees, batch.placements, strict=True):
+                    base = place.row * width + place.offset
                     for node in targets[id(tree)]:
-                        flat_rows.append(row * width + tree.parents[node])
+                        flat_rows.append(base + tree.parents[node])
                         flat_tokens.append(tree.tokens[node])
                 with torch.autocast(
                     device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
@@ -183,7 +183,7 @@ class Scorer:
                 positions += len(flat_rows)
                 values = nll.cpu().numpy()
                 offset = 0
-                for tree in group:
+                for tree in batch.trees:
                     nodes = targets[id(tree)]
                     node_nll[tree_index[id(tree)]][nodes] = values[offset : offset + len(nodes)]
                     offset += len(nodes)
@@ -192,14 +192,29 @@ class Scorer:
         return node_nll, (padded, positions, len(plan))
 
     def _token_nll(self, hidden: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of `tokens` given the hidden states at `rows`, the head applied chunk by chunk."""
-        vocab = self._head.weight.shape[0]
-        chunk = max(1, HEAD_CHUNK_ELEMENTS // vocab)
+        """Cross-entropy of `tokens` given the hidden states at `rows`, the head applied chunk by chunk.
+
+        Each chunk's logits go into one reused float32 buffer and the log-sum-exp is taken in place:
+        no [tokens x vocabulary] tensor, and no fresh large allocation per chunk (page faults on CPU).
+        """
+        weight, bias = self._head.weight, self._head.bias
+        vocab = weight.shape[0]
+        chunk = max(1, min(rows.shape[0], HEAD_CHUNK_ELEMENTS // vocab))
         out = torch.empty(rows.shape[0], dtype=torch.float32, device=hidden.device)
+        buffer = torch.empty((chunk, vocab), dtype=torch.float32, device=hidden.device)
         for start in range(0, rows.shape[0], chunk):
             picked = hidden.index_select(0, rows[start : start + chunk])
-            logits = self._head(picked).float()
-            out[start : start + chunk] = F.cross_entropy(logits, tokens[start : start + chunk], reduction="none")
+            logits = buffer[: picked.shape[0]]
+            if picked.dtype == torch.float32 and weight.dtype == torch.float32:
+                torch.mm(picked, weight.t(), out=logits)
+                if bias is not None:
+                    logits.add_(bias)
+            else:
+                logits.copy_(self._head(picked))
+            target = logits.gather(1, tokens[start : start + chunk, None]).squeeze(1)
+            peak = logits.amax(dim=1, keepdim=True)
+            total = logits.sub_(peak).exp_().sum(dim=1)
+            out[start : start + chunk] = peak.squeeze(1) + total.log() - target
         return out
 
     def _result(

@@ -86,52 +86,80 @@ def build_trees(sequences: Sequence[tuple[int, ...]], *, max_tree_tokens: int, t
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a tree sits in a batch: its row and the column of its first node."""
+
+    row: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """Model inputs for a group of trees, one tree per row, right-padded."""
+    """Model inputs for a group of trees, several trees per row when they fit, right-padded."""
 
     trees: list[Tree]
+    placements: list[Placement]
     input_ids: torch.Tensor
     position_ids: torch.Tensor
     attention_mask: torch.Tensor
     padded_tokens: int
 
 
-def plan_batches(trees: Sequence[Tree], batch_tokens: int) -> list[list[Tree]]:
-    """Sort trees by size and pack them so that rows x longest row stays within `batch_tokens`."""
+def plan_batches(trees: Sequence[Tree], batch_tokens: int) -> list[list[list[Tree]]]:
+    """Pack trees, largest first, into rows as wide as the batch's largest tree (first fit), and rows
+    into batches of at most `batch_tokens` padded tokens. Small trees fill the gaps beside large ones."""
     ordered = sorted(trees, key=lambda t: len(t.tokens), reverse=True)
-    batches: list[list[Tree]] = []
+    batches: list[list[list[Tree]]] = []
+    free: list[int] = []  # free columns of each row of the open batch
+    width = 0
     for tree in ordered:
-        if batches and (len(batches[-1]) + 1) * len(batches[-1][0].tokens) <= batch_tokens:
-            batches[-1].append(tree)
+        size = len(tree.tokens)
+        row = next((i for i, room in enumerate(free) if room >= size), None)
+        if row is not None:
+            batches[-1][row].append(tree)
+            free[row] -= size
+        elif batches and (len(free) + 1) * width <= batch_tokens:
+            batches[-1].append([tree])
+            free.append(width - size)
         else:
-            batches.append([tree])
+            width = size
+            batches.append([[tree]])
+            free = [0]
     return batches
 
 
-def make_batch(trees: list[Tree], pad_id: int) -> Batch:
+def make_batch(rows: list[list[Tree]], pad_id: int) -> Batch:
     """Tensors for one batch: ids, positions (depth in own sequence) and a boolean ancestor mask."""
-    width = max(len(t.tokens) for t in trees)
-    rows = len(trees)
-    ids = np.full((rows, width), pad_id, dtype=np.int64)
-    positions = np.zeros((rows, width), dtype=np.int64)
-    mask: npt.NDArray[np.bool_] = np.zeros((rows, width, width), dtype=np.bool_)
+    width = max(sum(len(t.tokens) for t in row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    positions = np.zeros((len(rows), width), dtype=np.int64)
+    mask: npt.NDArray[np.bool_] = np.zeros((len(rows), width, width), dtype=np.bool_)
     causal = np.tril(np.ones((width, width), dtype=np.bool_))
-    for row, tree in enumerate(trees):
-        size = len(tree.tokens)
-        ids[row, :size] = tree.tokens
-        positions[row, :size] = tree.depths
-        ends = [first for first, _ in tree.segments[1:]] + [size]
-        for (first, prefix), end in zip(tree.segments, ends, strict=True):
-            mask[row, first:end, first:end] = causal[: end - first, : end - first]
-            if prefix:
-                mask[row, first:end, prefix] = True
+    trees: list[Tree] = []
+    placements: list[Placement] = []
+    for row_index, row in enumerate(rows):
+        offset = 0
+        for tree in row:
+            size = len(tree.tokens)
+            ids[row_index, offset : offset + size] = tree.tokens
+            positions[row_index, offset : offset + size] = tree.depths
+            ends = [first for first, _ in tree.segments[1:]] + [size]
+            for (first, prefix), end in zip(tree.segments, ends, strict=True):
+                lo, hi = offset + first, offset + end
+                mask[row_index, lo:hi, lo:hi] = causal[: hi - lo, : hi - lo]
+                if prefix:
+                    mask[row_index, lo:hi, [offset + node for node in prefix]] = True
+            trees.append(tree)
+            placements.append(Placement(row_index, offset))
+            offset += size
         # Padding attends to itself only, so no softmax row is empty (an empty row would give NaN).
-        pad = np.arange(size, width)
-        mask[row, pad, pad] = True
+        pad = np.arange(offset, width)
+        mask[row_index, pad, pad] = True
     return Batch(
         trees=trees,
+        placements=placements,
         input_ids=torch.from_numpy(ids),
         position_ids=torch.from_numpy(positions),
         attention_mask=torch.from_numpy(mask).unsqueeze(1),
-        padded_tokens=rows * width,
+        padded_tokens=len(rows) * width,
     )

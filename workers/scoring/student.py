@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.activations import GELUTanh, NewGELUActivation
 
 from service.students.checkpoint import CheckpointError, CheckpointInfo, inspect_checkpoint
 from workers.scoring.types import StudentIdentity
@@ -103,6 +104,7 @@ def load_student(info: CheckpointInfo, device: torch.device, precision: Precisio
             )
     if model.get_output_embeddings() is None:
         raise CheckpointError(f"student checkpoint {info.path!r} has no language-model head")
+    _fuse_activations(model)
     model.to(device)
     model.eval()
     identity = StudentIdentity(
@@ -130,3 +132,15 @@ def _load_model(path: str) -> PreTrainedModel:
         attn_implementation="sdpa",
     )
     return model
+
+
+def _fuse_activations(model: torch.nn.Module) -> None:
+    """Swap GPT-2's tanh-GELU, written as five elementwise ops, for torch's fused kernel of the same formula.
+
+    Same function, one pass over memory instead of five: about a tenth of CPU time on GPT-2-shaped students.
+    The benchmark checks the swapped model against a freshly loaded, unswapped reference.
+    """
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, NewGELUActivation):
+                setattr(parent, name, GELUTanh())

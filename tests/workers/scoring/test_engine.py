@@ -4,6 +4,8 @@ import math
 import random
 
 import pytest
+import torch
+from transformers import AutoModelForCausalLM
 
 from tests.workers.scoring.reference import reference_scores, relative_error
 from workers.scoring import Candidate, CandidateScores, Scorer, Student
@@ -36,10 +38,12 @@ def _assert_close(a: CandidateScores, b: CandidateScores, rel: float) -> None:
 
 
 def test_plain_template_equals_independent_reference(random_student: Student) -> None:
+    # A separately loaded, untouched model: the engine's own copy has its activations fused.
+    reference_model = AutoModelForCausalLM.from_pretrained(random_student.identity.path, dtype=torch.float32).eval()
     scores = Scorer(random_student, template="plain").score(CANDIDATES)
     for candidate, result in zip(CANDIDATES, scores, strict=True):
         ref = reference_scores(
-            random_student.model,
+            reference_model,
             random_student.tokenizer,
             random_student.start_id,
             candidate.instruction,
