@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.workers.scoring.builders import build_random_student
@@ -13,9 +11,3 @@ def random_student(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """A random-weight student of each architecture family (learned and rotary positions)."""
     directory = build_random_student(tmp_path_factory.mktemp(request.param), arch=request.param)
     return get_student(directory, device="cpu", precision="float32")
-
-
-@pytest.fixture(scope="session")
-def gpt2_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight GPT-2 checkpoint directory (for loader and CLI tests that edit files)."""
-    return build_random_student(tmp_path_factory.mktemp("gpt2-dir"), arch="gpt2")
