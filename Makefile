@@ -8,7 +8,7 @@ DATA ?= examples/data/refinements.jsonl
 STUDENT ?= .cache/students/tiny
 OUT ?= out/quickstart
 
-.PHONY: install quickstart test lint student bench
+.PHONY: install quickstart score test lint student bench
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ student: install
 quickstart: student
 	$(BIN)/frontier curate $(DATA) --student $(STUDENT) --out $(OUT)
 
+# `frontier score` alone: every candidate's student statistics, one JSON line each.
+score: student
+	$(BIN)/frontier score $(DATA) --student $(STUDENT) --out out/scores.jsonl
+
 lint: install
 	$(BIN)/ruff check service workers tests bench examples migrations
 	$(BIN)/ruff format --check service workers tests bench examples migrations
@@ -34,4 +38,5 @@ test: install lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/scoring.py --shape tiny --samples 64
+	$(BIN)/python bench/scoring.py --shape gpt2-small --samples 16
