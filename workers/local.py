@@ -33,7 +33,10 @@ def local_worker(
     settings: Settings, env: Mapping[str, str] | None = None, *, pool: str = "solo"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a worker child process for the duration of the block, then stop it (warm shutdown, then kill)."""
-    process = subprocess.Popen(worker_command(settings, pool=pool), env=dict(env) if env is not None else None)
+    # The worker's own stdout goes to our stderr: stdout belongs to the command (curate prints the output dir).
+    process = subprocess.Popen(
+        worker_command(settings, pool=pool), env=dict(env) if env is not None else None, stdout=sys.stderr.fileno()
+    )
     try:
         yield process
     finally:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from service.db import session_scope
 from service.jobs import service as jobs
 from service.models import Candidate, Chunk, Decision, Job, Sample
-from tests.service.conftest import TEST_CHUNK_SIZE, Deployment, as_jsonl, example_records
+from tests.services import TEST_CHUNK_SIZE, Deployment, as_jsonl, example_records
 from workers import curation
 
 JOB_FIELDS = {"id", "status", "progress", "counts", "student", "policy", "error"}
@@ -288,7 +288,7 @@ def test_readiness_fails_when_the_broker_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, postgres_url: str, tmp_path: Path
 ) -> None:
     from service.settings import get_settings
-    from tests.service.conftest import configure
+    from tests.services import configure
 
     configure(
         monkeypatch,
