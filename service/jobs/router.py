@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from service.deps import SettingsDep, UowDep
-from service.ingest import DatasetError, parse_dataset, parse_records
+from service.ingest import DatasetError, DatasetFormat, parse_dataset, parse_records
 from service.jobs import exports
 from service.jobs import service as jobs
 from service.jobs.repository import SampleFilter
@@ -81,12 +81,17 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
             raise DatasetError(f"not valid JSON: {exc.msg}", field="params") from exc
         if params is not None and not isinstance(params, dict):
             raise DatasetError("expected a JSON object", field="params")
-        fmt = _form_text(form, "format")
-        if fmt not in (None, "jsonl", "parquet"):
-            raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
+        fmt: DatasetFormat | None
+        match _form_text(form, "format"):
+            case None:
+                fmt = None
+            case "jsonl" | "parquet" as given:
+                fmt = given
+            case _:
+                raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
         name = upload.filename or ""
-        records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name)  # type: ignore[arg-type]
-        dataset_format = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
+        records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name)
+        dataset_format: str = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
         policy, template = _form_text(form, "policy"), _form_text(form, "template")
     else:
         try:
