@@ -378,3 +378,21 @@ def test_bad_upload_is_a_4xx_naming_line_and_field_and_creates_nothing(
         if key in expected:
             assert detail[key] == expected[key]
     assert row_counts() == before
+
+
+def test_job_list_walks_every_job_once_with_its_cursor(
+    deployment: Deployment, client: TestClient, small_student: Path
+) -> None:
+    created = [create(client, small_student, example_records(1, start=i))["id"] for i in range(3)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/jobs", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen))
+    assert seen[:3] == created[::-1]  # newest first
+    assert client.get("/v1/jobs", params={"cursor": "garbage!"}).status_code == 422
