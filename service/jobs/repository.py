@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, exists, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from service.db import Base
 from service.models import (
     SCORE_FIELDS,
     Candidate,
@@ -23,6 +24,10 @@ from service.models import (
     Student,
 )
 from service.students.checkpoint import CheckpointInfo
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def get_or_create_student(session: Session, info: CheckpointInfo) -> Student:
@@ -71,8 +76,10 @@ def insert_samples(session: Session, job_id: uuid.UUID, rows: Sequence[dict[str,
     """Insert sample rows (in ordinal order) and return their ids in the same order."""
     if not rows:
         return []
-    result = session.execute(
-        insert(Sample).returning(Sample.id, sort_by_parameter_order=True),
+    # Core, not ORM, bulk inserts: the ORM splits executemany batches whenever a value flips to None.
+    table = _table(Sample)
+    result = session.connection().execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
         [{"job_id": job_id, **row} for row in rows],
     )
     return [int(sample_id) for sample_id in result.scalars()]
@@ -81,13 +88,13 @@ def insert_samples(session: Session, job_id: uuid.UUID, rows: Sequence[dict[str,
 def insert_candidates(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert pending candidate rows in one executemany."""
     if rows:
-        session.execute(insert(Candidate), list(rows))
+        session.connection().execute(insert(_table(Candidate)), list(rows))
 
 
 def insert_chunks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert a job's chunk rows."""
     if rows:
-        session.execute(insert(Chunk), list(rows))
+        session.connection().execute(insert(_table(Chunk)), list(rows))
 
 
 def get_chunk(session: Session, job_id: uuid.UUID, index: int) -> Chunk | None:
@@ -122,9 +129,18 @@ def chunk_candidates(session: Session, job_id: uuid.UUID, first_ordinal: int, n_
 
 
 def update_candidate_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Write scores onto candidate rows by primary key (bulk UPDATE; rewriting the same values is harmless)."""
-    if rows:
-        session.execute(update(Candidate), list(rows))
+    """Write scores onto candidate rows by primary key in one executemany (rewriting the same values is harmless)."""
+    if not rows:
+        return
+    table = _table(Candidate)
+    columns = sorted({key for row in rows for key in row} - {"id"})
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("candidate_id"))
+        .values({column: bindparam(column) for column in columns})
+    )
+    params = [{"candidate_id": row["id"], **{column: row.get(column) for column in columns}} for row in rows]
+    session.connection().execute(statement, params)
 
 
 def mark_chunk_done(
@@ -204,7 +220,7 @@ def add_decision_set(
 def insert_decisions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert a decision set's decisions in one executemany."""
     if rows:
-        session.execute(insert(Decision), list(rows))
+        session.connection().execute(insert(_table(Decision)), list(rows))
 
 
 def latest_decision_set(session: Session, job_id: uuid.UUID) -> DecisionSet | None:
