@@ -6,7 +6,10 @@ the ASGI HTTP interface, and the run is split into upload, scoring (first chunk 
 decisions (policy + writes), export (the retained JSONL streamed back). Beside it, the bare scoring time: the
 same candidates through the engine in this process, chunk by chunk, with no queue and no database.
 
-Service overhead per sample = (end-to-end wall time - bare scoring time) / samples. Target: < 2 ms/sample.
+Service overhead per sample = (end-to-end wall time - time inside the scoring engine during that same run)
+/ samples: upload, queueing, database writes, policy and export. Target: < 2 ms/sample. The end-to-end time
+minus the bare scoring time is printed too, but on a shared machine the two runs see different CPU
+contention, so that difference is noise of the order of the scoring time's variance.
 The samples are the example data recombined: each synthetic sample takes one example sample's texts and a
 distinct case tag, so no two candidates share text (the engine's duplicate sharing cannot flatter it).
 
@@ -200,21 +203,22 @@ def main() -> int:
             )
 
     header = f"{'deployment':<22}{'upload':>9}{'scoring':>9}{'(engine)':>10}{'decide':>9}{'export':>9}{'total':>9}"
-    header += f"{'overhead ms/sample':>20}"
+    header += f"{'overhead ms/sample':>20}{'total-bare ms/sample':>22}"
     print(header)
     for name, r in results.items():
-        overhead = 1000 * (r["total"] - bare) / args.samples
+        overhead = 1000 * (r["total"] - r["engine"]) / args.samples
+        versus_bare = 1000 * (r["total"] - bare) / args.samples
         label = "postgres+redis" if name == "postgres" else "embedded (sqlite+fs)"
         print(
             f"{label:<22}{r['upload']:>9.2f}{r['scoring']:>9.2f}{r['engine']:>10.2f}{r['decisions']:>9.2f}"
-            f"{r['export']:>9.2f}{r['total']:>9.2f}{overhead:>20.2f}"
+            f"{r['export']:>9.2f}{r['total']:>9.2f}{overhead:>20.2f}{versus_bare:>22.2f}"
         )
         print(
             f"{'':<22}retained {int(r['retained'])}, exported {int(r['export_lines'])} lines; "
-            f"engine time inside the worker {1000 * r['engine'] / args.samples:.2f} ms/sample; "
-            f"non-engine time {1000 * (r['total'] - r['engine']) / args.samples:.2f} ms/sample"
+            f"engine {1000 * r['engine'] / args.samples:.2f} ms/sample in the worker, "
+            f"{1000 * bare / args.samples:.2f} ms/sample bare"
         )
-    print("seconds; overhead = (total - bare scoring) / samples")
+    print("seconds; overhead = (total - engine time in the worker) / samples; target < 2 ms/sample")
     return 0
 
 

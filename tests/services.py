@@ -26,9 +26,11 @@ from service.settings import Settings, get_settings
 
 POSTGRES_ADMIN_DSN = os.environ.get("FRONTIER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("FRONTIER_TEST_REDIS", "redis://127.0.0.1:6379")
-TEST_DATABASE = "frontier_test"
-# A Redis database of its own so tests never touch another tenant's queues on a shared server.
+# Names of this test session's own: two sessions on one machine (a developer and CI, or parallel checkouts)
+# must neither drop each other's database nor have their workers take each other's chunk tasks.
+TEST_DATABASE = f"frontier_test_{os.getpid()}"
 TEST_REDIS_DB = 13
+TEST_QUEUE = f"gpu-test-{os.getpid()}"
 
 
 def _postgres_up() -> bool:
@@ -116,11 +118,17 @@ def ensure_postgres() -> str:
 
 
 def ensure_redis() -> str:
-    """The real Redis, with the tests' database emptied; returns its broker URL."""
+    """The real Redis (the tests use a queue named for this session); returns its broker URL."""
     _ensure("Redis", _redis_up, _start_redis)
     url = f"{REDIS_URL}/{TEST_REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(url).delete(TEST_QUEUE)
     return url
+
+
+def drop_postgres() -> None:
+    """Drop this session's test database."""
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,12 +138,14 @@ TEST_CHUNK_SIZE = 4
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A fresh test database on the real Postgres, migrated to head by Alembic."""
+def postgres_url() -> Iterator[str]:
+    """A fresh test database on the real Postgres, migrated to head by Alembic (dropped afterwards)."""
     url = ensure_postgres()
     schema.upgrade(url)
     dispose_engines()
-    return url
+    yield url
+    dispose_engines()
+    drop_postgres()
 
 
 @pytest.fixture(scope="session")
@@ -167,7 +177,11 @@ def configure(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
 @pytest.fixture(params=["postgres", "embedded"])
 def deployment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Deployment]:
     """Each deployment in turn: Postgres + Redis, then the embedded SQLite + filesystem broker default."""
-    env = {"FRONTIER_DATA_DIR": str(tmp_path / "data"), "FRONTIER_CHUNK_SIZE": str(TEST_CHUNK_SIZE)}
+    env = {
+        "FRONTIER_DATA_DIR": str(tmp_path / "data"),
+        "FRONTIER_CHUNK_SIZE": str(TEST_CHUNK_SIZE),
+        "FRONTIER_GPU_QUEUE": TEST_QUEUE,
+    }
     if request.param == "postgres":
         env["FRONTIER_DATABASE_URL"] = request.getfixturevalue("postgres_url")
         env["FRONTIER_BROKER_URL"] = request.getfixturevalue("redis_url")

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from service.db import session_scope
 from service.jobs import service as jobs
 from service.models import Candidate, Chunk, Decision, Job, Sample
-from tests.services import TEST_CHUNK_SIZE, Deployment, as_jsonl, example_records
+from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, Deployment, as_jsonl, example_records
 from workers import curation
 
 JOB_FIELDS = {"id", "status", "progress", "counts", "student", "policy", "error"}
@@ -65,7 +65,7 @@ def test_create_job_answers_202_and_queues_one_task_per_chunk(
     assert client.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
     # The chunk messages really are on the broker: 10 samples / 4 per chunk = 3 tasks.
     if deployment.name == "postgres":
-        assert redis.Redis.from_url(deployment.env["FRONTIER_BROKER_URL"]).llen("gpu") == 3
+        assert redis.Redis.from_url(deployment.env["FRONTIER_BROKER_URL"]).llen(TEST_QUEUE) == 3
     else:
         assert len(list((deployment.settings.broker_folder / "queue").iterdir())) == 3
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from service import schema
 from service.app import create_app
 from service.settings import Settings
-from tests.services import TEST_CHUNK_SIZE, as_jsonl, configure, example_records
+from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, as_jsonl, configure, example_records
 from workers.local import local_worker
 
 pytestmark = pytest.mark.slow
@@ -90,6 +90,7 @@ def test_celery_worker_on_postgres_and_redis_matches_embedded_curate(
             "FRONTIER_BROKER_URL": redis_url,
             "FRONTIER_DATA_DIR": str(tmp_path / "data"),
             "FRONTIER_CHUNK_SIZE": str(TEST_CHUNK_SIZE),
+            "FRONTIER_GPU_QUEUE": TEST_QUEUE,
         },
     )
     # Production's worker shape: a prefork parent that never loads the student, one child that does.
@@ -128,7 +129,12 @@ def test_embedded_default_lifecycle_with_a_local_worker(
     monkeypatch: pytest.MonkeyPatch, student_dir: Path, tmp_path: Path
 ) -> None:
     settings = configure(
-        monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path / "data"), "FRONTIER_CHUNK_SIZE": str(TEST_CHUNK_SIZE)}
+        monkeypatch,
+        {
+            "FRONTIER_DATA_DIR": str(tmp_path / "data"),
+            "FRONTIER_CHUNK_SIZE": str(TEST_CHUNK_SIZE),
+            "FRONTIER_GPU_QUEUE": TEST_QUEUE,
+        },
     )
     assert settings.database_dsn.startswith("sqlite:///")
     assert settings.embedded_broker
