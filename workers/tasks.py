@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -10,6 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.queue import FINALIZE_JOB_TASK, SCORE_CHUNK_TASK, enqueue_finalize
 from workers.celery_app import app
+
+log = logging.getLogger(__name__)
 
 # Worth retrying: the database or the broker was briefly unreachable. Anything else is a real failure.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, ConnectionError, TimeoutError)
@@ -30,9 +33,11 @@ class CurationTask(Task):  # type: ignore[misc]
         """Mark the job failed so it never stays `running` forever."""
         from workers.curation import record_failure
 
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return
-        record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
+        try:
+            record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
+        except DBAPIError:
+            # The database itself is what failed; the job stays as it was and the error is in the worker log.
+            log.exception("could not record the failure of job %s", args[0])
 
 
 @app.task(name=SCORE_CHUNK_TASK, base=CurationTask)  # type: ignore[untyped-decorator]

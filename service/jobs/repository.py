@@ -103,7 +103,7 @@ def get_chunk(session: Session, job_id: uuid.UUID, index: int) -> Chunk | None:
 
 
 @dataclass(frozen=True, slots=True)
-class CandidateText:
+class StoredCandidate:
     """What the scoring engine needs to score one stored candidate."""
 
     id: int
@@ -112,7 +112,7 @@ class CandidateText:
     response: str
 
 
-def chunk_candidates(session: Session, job_id: uuid.UUID, first_ordinal: int, n_samples: int) -> list[CandidateText]:
+def chunk_candidates(session: Session, job_id: uuid.UUID, first_ordinal: int, n_samples: int) -> list[StoredCandidate]:
     """The candidates of a chunk's samples, in (ordinal, position) order."""
     rows = session.execute(
         select(Candidate.id, Candidate.instruction, Candidate.input, Candidate.response)
@@ -125,7 +125,7 @@ def chunk_candidates(session: Session, job_id: uuid.UUID, first_ordinal: int, n_
         )
         .order_by(Sample.ordinal, Candidate.position)
     ).all()
-    return [CandidateText(row.id, row.instruction, row.input, row.response) for row in rows]
+    return [StoredCandidate(row.id, row.instruction, row.input, row.response) for row in rows]
 
 
 def update_candidate_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -171,7 +171,7 @@ class ChunkWork:
     student_path: str
     student_fingerprint: str
     template: str
-    candidates: list[repository.CandidateText]
+    candidates: list[repository.StoredCandidate]
 
 
 def claim_chunk(session: Session, job_id: uuid.UUID, index: int) -> ChunkWork | None:
