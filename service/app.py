@@ -50,8 +50,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(PolicyError)
     async def _policy_error(_: Request, exc: PolicyError) -> JSONResponse:
-        field = "params" if "invalid params" in str(exc) else "policy"
-        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=field)
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=exc.field or "policy")
 
     @app.exception_handler(ValueError)
     async def _value_error(_: Request, exc: ValueError) -> JSONResponse:

@@ -21,6 +21,8 @@ DecisionValue = Literal["retained", "rejected", "unscored"]
 UNSCORED = "unscored"
 MISALIGNED_IFD_GE_1 = "misaligned_ifd_ge_1"
 NOT_FEASIBLE = "not_feasible"
+# A refinement that strips the original's hedging (service.confidence), rejected when a policy is asked to.
+OVERCONFIDENT_STYLE = "overconfident_style"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,9 @@ class CandidateScore:
     nll_response_given_instruction: float | None = None
     # True when the refinement rewrote the instruction (Reflection-Tuning's instruction stage applies).
     rewrote_instruction: bool = False
+    # Hedging words per 100 words of the response, and whether this refinement strips the original's hedging.
+    hedging_rate: float | None = None
+    overconfident_style: bool = False
 
     @property
     def scored(self) -> bool:
@@ -85,7 +90,11 @@ P = TypeVar("P", bound=PolicyParams)
 
 
 class PolicyError(ValueError):
-    """An unknown policy or parameters the policy does not accept."""
+    """An unknown policy or parameters the policy does not accept; `field` names the request field at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Policy(Generic[P]):
@@ -93,6 +102,7 @@ class Policy(Generic[P]):
 
     name: ClassVar[str]
     version: ClassVar[str]
+    summary: ClassVar[str]
     params_model: type[P]
     reason_codes: ClassVar[tuple[str, ...]]
 
@@ -104,7 +114,15 @@ class Policy(Generic[P]):
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}" for error in exc.errors()
             )
-            raise PolicyError(f"policy {self.name!r}: invalid params: {problems}") from exc
+            raise PolicyError(f"policy {self.name!r}: invalid params: {problems}", field="params") from exc
+
+    def defaults(self) -> dict[str, Any]:
+        """The parameters a decision is made under when none are given."""
+        return self.params_model().model_dump(mode="json")
+
+    def params_schema(self) -> dict[str, Any]:
+        """The JSON schema of the parameters."""
+        return self.params_model.model_json_schema()
 
     def decide(self, samples: Sequence[SampleScores], params: P) -> list[Verdict]:
         """One verdict per sample, in input order; must be deterministic for the same table and params."""
@@ -113,6 +131,11 @@ class Policy(Generic[P]):
     def decide_raw(self, samples: Sequence[SampleScores], raw_params: dict[str, Any] | None) -> list[Verdict]:
         """Validate `raw_params` and decide."""
         return self.decide(samples, self.parse_params(raw_params))
+
+
+def excluded_as_overconfident(candidate: CandidateScore, reject_overconfident: bool) -> bool:
+    """True when the policy was asked to reject refinements that strip hedging and this is one."""
+    return reject_overconfident and candidate.teacher is not None and candidate.overconfident_style
 
 
 def unscored_verdict(sample: SampleScores) -> Verdict:

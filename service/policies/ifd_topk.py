@@ -4,9 +4,11 @@ Drop candidates with IFD >= 1 (the instruction does not help: misaligned) or no 
 highest-IFD remaining candidate (the hardest one that still follows its instruction), rank samples by it and
 keep the top `k_percent` of *all* samples (rounded up), as the paper keeps 5-15% of Alpaca. Ties rank by
 input order so decisions are reproducible. `score` picks the PPL-ratio IFD (`ifd`) or the paper's loss-ratio
-form (`ifd_loss_ratio`); the IFD < 1 cut is the same for both.
+form (`ifd_loss_ratio`); the IFD < 1 cut is the same for both. With `reject_overconfident`, refinements that
+strip the original's hedging (service.confidence) leave the pool before ranking.
 
-Reasons: retained `top_k_ifd`; rejected `misaligned_ifd_ge_1`, `below_top_k`; `unscored`.
+Reasons: retained `top_k_ifd`; rejected `misaligned_ifd_ge_1`, `overconfident_style` (the only aligned
+candidates strip hedging), `below_top_k`; `unscored`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pydantic import Field
 
 from service.policies.base import (
     MISALIGNED_IFD_GE_1,
+    OVERCONFIDENT_STYLE,
     UNSCORED,
     CandidateScore,
     Policy,
     PolicyParams,
     SampleScores,
     Verdict,
+    excluded_as_overconfident,
     unscored_verdict,
 )
 
@@ -39,6 +43,7 @@ class IfdTopKParams(PolicyParams):
     score: Literal["ifd", "ifd_loss_ratio"] = "ifd"
     # `original` ranks only the sample's own response, as Cherry LLM does on a single-answer dataset.
     candidates: Literal["all", "original"] = "all"
+    reject_overconfident: bool = False
 
 
 class IfdTopKPolicy(Policy[IfdTopKParams]):
@@ -46,8 +51,15 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
 
     name: ClassVar[str] = "ifd_topk"
     version: ClassVar[str] = "1"
+    summary: ClassVar[str] = "Cherry LLM: drop IFD >= 1, rank samples by their highest IFD, keep the top k% of samples"
     params_model = IfdTopKParams
-    reason_codes: ClassVar[tuple[str, ...]] = (TOP_K_IFD, MISALIGNED_IFD_GE_1, BELOW_TOP_K, UNSCORED)
+    reason_codes: ClassVar[tuple[str, ...]] = (
+        TOP_K_IFD,
+        MISALIGNED_IFD_GE_1,
+        OVERCONFIDENT_STYLE,
+        BELOW_TOP_K,
+        UNSCORED,
+    )
 
     def decide(self, samples: Sequence[SampleScores], params: IfdTopKParams) -> list[Verdict]:
         """Rank every sample's best aligned candidate by IFD and keep the top k%."""
@@ -58,6 +70,7 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
             return score if score is not None and math.isfinite(score) else math.nan
 
         best: dict[int, CandidateScore] = {}
+        passed_over: dict[int, list[str]] = {}
         verdicts: list[Verdict | None] = []
         for index, sample in enumerate(samples):
             pool = [sample.original] if params.candidates == "original" else list(sample.candidates)
@@ -66,12 +79,20 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
                 verdicts.append(unscored_verdict(sample))
                 continue
             aligned = [c for c in scored if c.ifd is not None and c.ifd < 1.0]
+            detail: dict[str, Any] = {str(params.score): {c.name: value(c) for c in scored}}
             if not aligned:
-                detail: dict[str, Any] = {str(params.score): {c.name: value(c) for c in scored}}
                 verdicts.append(Verdict(sample.sample_key, "rejected", MISALIGNED_IFD_GE_1, None, detail))
+                continue
+            overconfident = [c.name for c in aligned if excluded_as_overconfident(c, params.reject_overconfident)]
+            aligned = [c for c in aligned if c.name not in overconfident]
+            if not aligned:
+                detail[OVERCONFIDENT_STYLE] = overconfident
+                verdicts.append(Verdict(sample.sample_key, "rejected", OVERCONFIDENT_STYLE, None, detail))
                 continue
             # max() keeps the first of equal values, so record order breaks ties.
             best[index] = max(aligned, key=value)
+            if overconfident:
+                passed_over[index] = overconfident
             verdicts.append(None)
 
         ranked = sorted(best, key=lambda index: (-value(best[index]), index))
@@ -84,6 +105,8 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
             chosen = best[index]
             rank = rank_of[index]
             evidence: dict[str, Any] = {"rank": rank, "keep": keep, str(params.score): value(chosen)}
+            if index in passed_over:
+                evidence[OVERCONFIDENT_STYLE] = passed_over[index]
             if rank <= keep:
                 result.append(Verdict(sample.sample_key, "retained", TOP_K_IFD, chosen.name, evidence))
             else:

@@ -1,47 +1,73 @@
-"""`reflection`: Selective Reflection-Tuning's student selection (Li et al., ACL Findings 2024).
+"""`reflection`: Selective Reflection-Tuning's student selection (Li et al., ACL Findings 2024), two variants.
 
-Among the original and each teacher's refinement the student keeps a candidate only if it is aligned and
-feasible for it: IFD < `ifd_max` and r-IFD < `rifd_max` (1.0 and 1.0 in the released code). A refinement
-replaces the original when it beats it under the paper's two rules: a rewritten instruction must make the
-answer *harder* for the student (higher IFD: the instruction carries more), and the response must be *easier*
-to trace back to the instruction (lower r-IFD: more feasible for this student). Among refinements that beat
-the original the one with the lowest r-IFD wins (ties: record order). When the original is not eligible, any
-eligible refinement beats it.
+A refinement replaces the original when it beats it under the paper's two rules: a rewritten instruction must
+make the answer *harder* for the student (higher IFD: the instruction carries more), and the response must be
+*easier* to trace back to the instruction (lower r-IFD: more feasible for this student). Among refinements that
+beat the original the one with the lowest r-IFD wins (ties: record order).
+
+- `variant: "code"` (default), the released code: a candidate is eligible only if it is aligned and feasible,
+  IFD < `ifd_max` and r-IFD < `rifd_max` (1.0 and 1.0 there); a sample with no eligible candidate is rejected,
+  and when the original is not eligible any eligible refinement beats it.
+- `variant: "paper"`, the paper's rule alone: no absolute thresholds, the student only chooses between the
+  original and its refinements, so a scored sample is always kept (`ifd_max`/`rifd_max` must be left unset).
+
+With `reject_overconfident`, a refinement that strips the original's hedging (service.confidence) is not
+eligible; those passed over are listed under `detail["overconfident_style"]`.
 
 Reasons: retained `refinement_selected`, `original_kept` (no refinements), `refinement_rejected_kept_original`;
-rejected `misaligned_ifd_ge_1` (every scored candidate has IFD >= ifd_max), `not_feasible` (the aligned ones
-all have r-IFD >= rifd_max); `unscored` when no candidate could be scored.
+rejected `misaligned_ifd_ge_1` (every scored candidate has IFD >= ifd_max), `overconfident_style` (the only
+candidates that would have been eligible strip hedging), `not_feasible` (the aligned ones all have r-IFD >=
+rifd_max); `unscored` when no candidate could be scored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service.policies.base import (
     MISALIGNED_IFD_GE_1,
     NOT_FEASIBLE,
+    OVERCONFIDENT_STYLE,
     UNSCORED,
     CandidateScore,
     Policy,
     PolicyParams,
     SampleScores,
     Verdict,
+    excluded_as_overconfident,
     unscored_verdict,
 )
 
 REFINEMENT_SELECTED = "refinement_selected"
 ORIGINAL_KEPT = "original_kept"
 REFINEMENT_REJECTED_KEPT_ORIGINAL = "refinement_rejected_kept_original"
+# The released code's thresholds (IFD < 1: the instruction helps; r-IFD < 1: the response is feasible).
+CODE_IFD_MAX = 1.0
+CODE_RIFD_MAX = 1.0
 
 
 class ReflectionParams(PolicyParams):
-    """Thresholds of the released code's feasibility filter."""
+    """Which variant of the rule, the released code's thresholds, and the confidence filter."""
 
-    ifd_max: float = Field(default=1.0, gt=0)
-    rifd_max: float = Field(default=1.0, gt=0)
+    variant: Literal["code", "paper"] = "code"
+    ifd_max: float | None = Field(default=None, gt=0, description="code variant only; default 1.0")
+    rifd_max: float | None = Field(default=None, gt=0, description="code variant only; default 1.0")
+    reject_overconfident: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variant_thresholds(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        if raw.get("variant", "code") == "paper":
+            given = [name for name in ("ifd_max", "rifd_max") if raw.get(name) is not None]
+            if given:
+                raise ValueError(f"the paper variant has no thresholds: drop {', '.join(given)} or use variant 'code'")
+            return raw
+        return {"ifd_max": CODE_IFD_MAX, "rifd_max": CODE_RIFD_MAX, **{k: v for k, v in raw.items() if v is not None}}
 
 
 def _value(score: float | None) -> float:
@@ -57,17 +83,27 @@ def _beats(refinement: CandidateScore, original: CandidateScore, original_eligib
     return _value(refinement.rifd) < _value(original.rifd)
 
 
+def beats_original(refinement: CandidateScore, original: CandidateScore) -> bool:
+    """The paper's pairwise rule: lower r-IFD than the original, and higher IFD if the instruction was rewritten."""
+    return refinement.scored and original.scored and _beats(refinement, original, original_eligible=True)
+
+
 class ReflectionPolicy(Policy[ReflectionParams]):
     """Selective Reflection-Tuning: per sample, the student picks the original or one refinement."""
 
     name: ClassVar[str] = "reflection"
     version: ClassVar[str] = "1"
+    summary: ClassVar[str] = (
+        "Selective Reflection-Tuning: a refinement replaces the original when it has lower r-IFD (and higher IFD "
+        "if it rewrote the instruction); variant 'code' also requires IFD < 1 and r-IFD < 1, 'paper' does not"
+    )
     params_model = ReflectionParams
     reason_codes: ClassVar[tuple[str, ...]] = (
         REFINEMENT_SELECTED,
         ORIGINAL_KEPT,
         REFINEMENT_REJECTED_KEPT_ORIGINAL,
         MISALIGNED_IFD_GE_1,
+        OVERCONFIDENT_STYLE,
         NOT_FEASIBLE,
         UNSCORED,
     )
@@ -80,16 +116,26 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         scored = [c for c in sample.candidates if c.scored]
         if not scored:
             return unscored_verdict(sample)
+        ifd_max = params.ifd_max if params.ifd_max is not None else float("inf")
+        rifd_max = params.rifd_max if params.rifd_max is not None else float("inf")
+
+        def within(candidate: CandidateScore) -> bool:
+            return candidate.scored and _value(candidate.ifd) < ifd_max and _value(candidate.rifd) < rifd_max
+
+        reject = params.reject_overconfident
+        overconfident = [c.name for c in scored if within(c) and excluded_as_overconfident(c, reject)]
 
         def eligible(candidate: CandidateScore) -> bool:
-            return _value(candidate.ifd) < params.ifd_max and _value(candidate.rifd) < params.rifd_max
+            return within(candidate) and candidate.name not in overconfident
 
         original = sample.original
-        original_eligible = original.scored and eligible(original)
+        original_eligible = eligible(original)
         winners = [
             c for c in scored if c.teacher is not None and eligible(c) and _beats(c, original, original_eligible)
         ]
-        detail = {"eligible": [c.name for c in scored if eligible(c)]}
+        detail: dict[str, Any] = {"eligible": [c.name for c in scored if eligible(c)]}
+        if overconfident:
+            detail[OVERCONFIDENT_STYLE] = overconfident
         if winners:
             best = min(winners, key=lambda c: _value(c.rifd))
             return Verdict(sample.sample_key, "retained", REFINEMENT_SELECTED, best.name, detail)
@@ -97,6 +143,8 @@ class ReflectionPolicy(Policy[ReflectionParams]):
             has_refinements = len(sample.candidates) > 1
             reason = REFINEMENT_REJECTED_KEPT_ORIGINAL if has_refinements else ORIGINAL_KEPT
             return Verdict(sample.sample_key, "retained", reason, original.name, detail)
-        if all(_value(c.ifd) >= params.ifd_max for c in scored):
+        if all(_value(c.ifd) >= ifd_max for c in scored):
             return Verdict(sample.sample_key, "rejected", MISALIGNED_IFD_GE_1, None, detail)
+        if overconfident:
+            return Verdict(sample.sample_key, "rejected", OVERCONFIDENT_STYLE, None, detail)
         return Verdict(sample.sample_key, "rejected", NOT_FEASIBLE, None, detail)

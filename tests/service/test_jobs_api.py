@@ -61,7 +61,11 @@ def test_create_job_answers_202_and_queues_one_task_per_chunk(
     assert job["counts"] == {"retained": 0, "rejected": 0, "unscored": 0}
     assert job["student"]["path"] == str(small_student.resolve())
     assert len(job["student"]["fingerprint"]) == 64
-    assert job["policy"] == {"name": "reflection", "version": "1", "params": {"ifd_max": 1.0, "rifd_max": 1.0}}
+    assert job["policy"] == {
+        "name": "reflection",
+        "version": "1",
+        "params": {"variant": "code", "ifd_max": 1.0, "rifd_max": 1.0, "reject_overconfident": False},
+    }
     assert client.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
     # The chunk messages really are on the broker: 10 samples / 4 per chunk = 3 tasks.
     if deployment.name == "postgres":
@@ -197,7 +201,12 @@ def test_json_body_creates_the_same_job(deployment: Deployment, client: TestClie
     )
     assert response.status_code == 202, response.text
     job = response.json()
-    assert job["policy"]["params"] == {"k_percent": 50.0, "score": "ifd", "candidates": "all"}
+    assert job["policy"]["params"] == {
+        "k_percent": 50.0,
+        "score": "ifd",
+        "candidates": "all",
+        "reject_overconfident": False,
+    }
     run_job(job)
     done = client.get(f"/v1/jobs/{job['id']}").json()
     assert done["counts"]["retained"] <= 2

@@ -5,31 +5,13 @@ from __future__ import annotations
 import pytest
 
 from service.policies import POLICIES, PolicyError, get_policy, resolve_params
-from service.policies.base import CandidateScore, SampleScores, Verdict
+from service.policies.base import SampleScores, Verdict
 from service.policies.ifd_topk import IfdTopKPolicy
 from service.policies.reflection import ReflectionPolicy
+from tests.service.policies.tables import cand, sample
 
 
-def cand(
-    name: str, ifd: float | None, rifd: float | None, *, rewrote: bool = False, status: str = "scored"
-) -> CandidateScore:
-    return CandidateScore(
-        name=name,
-        teacher=None if name == "original" else name,
-        status=status if ifd is not None else "unscored",
-        error=None if ifd is not None else "response does not fit",
-        ifd=ifd,
-        rifd=rifd,
-        ifd_loss_ratio=None if ifd is None else ifd / 2,
-        rewrote_instruction=rewrote,
-    )
-
-
-def sample(key: str, *candidates: CandidateScore) -> SampleScores:
-    return SampleScores(key, tuple(candidates))
-
-
-def decide_reflection(*samples: SampleScores, **params: float) -> list[Verdict]:
+def decide_reflection(*samples: SampleScores, **params: float | str | bool) -> list[Verdict]:
     return ReflectionPolicy().decide_raw(samples, params)
 
 
@@ -52,7 +34,46 @@ def test_reflection_reaches_every_reason_code() -> None:
         ("none", "unscored", "unscored", None),
     ]
     assert verdicts[-1].detail == {"errors": {"original": "response does not fit", "near": "response does not fit"}}
-    assert {v.reason for v in verdicts} == set(ReflectionPolicy.reason_codes)
+    confident = decide_reflection(
+        sample("stripped", cand("original", 0.8, 0.9), cand("terse", 0.7, 0.5, overconfident=True)),
+        sample("only", cand("original", 0.9, 1.3), cand("terse", 0.7, 0.5, overconfident=True)),
+        reject_overconfident=True,
+    )
+    assert [(v.decision, v.reason, v.chosen_candidate) for v in confident] == [
+        ("retained", "refinement_rejected_kept_original", "original"),
+        ("rejected", "overconfident_style", None),
+    ]
+    assert confident[0].detail == {"eligible": ["original"], "overconfident_style": ["terse"]}
+    reached = {v.reason for v in verdicts + confident}
+    assert reached == set(ReflectionPolicy.reason_codes)
+
+
+def test_reflection_keeps_stripped_hedging_unless_asked() -> None:
+    table = sample("s", cand("original", 0.8, 0.9), cand("terse", 0.7, 0.5, overconfident=True))
+    assert decide_reflection(table)[0].chosen_candidate == "terse"
+
+
+def test_reflection_paper_variant_has_no_thresholds() -> None:
+    verdicts = decide_reflection(
+        sample("misaligned", cand("original", 1.2, 0.5), cand("near", 1.01, 0.4)),
+        sample("infeasible", cand("original", 0.9, 1.3)),
+        sample("kept", cand("original", 1.4, 1.5), cand("near", 1.1, 1.6)),
+        sample("lost", cand("original", None, None), cand("terse", 1.3, 1.2, overconfident=True)),
+        variant="paper",
+        reject_overconfident=True,
+    )
+    assert [(v.decision, v.reason, v.chosen_candidate) for v in verdicts] == [
+        ("retained", "refinement_selected", "near"),
+        ("retained", "original_kept", "original"),
+        ("retained", "refinement_rejected_kept_original", "original"),
+        ("rejected", "overconfident_style", None),
+    ]
+    _, params = resolve_params("reflection", {"variant": "paper"})
+    assert params == {"variant": "paper", "ifd_max": None, "rifd_max": None, "reject_overconfident": False}
+    with pytest.raises(PolicyError, match="the paper variant has no thresholds: drop ifd_max"):
+        resolve_params("reflection", {"variant": "paper", "ifd_max": 1.0})
+    with pytest.raises(PolicyError, match=r"variant: Input should be 'code' or 'paper'"):
+        resolve_params("reflection", {"variant": "released"})
 
 
 def test_reflection_rewritten_instruction_must_raise_ifd() -> None:
@@ -99,8 +120,20 @@ def test_ifd_topk_keeps_top_percent_of_all_samples_by_ifd() -> None:
         ("e", "unscored", "unscored", None),
         ("f", "retained", "top_k_ifd", "original"),
     ]
-    assert {v.reason for v in verdicts} == set(IfdTopKPolicy.reason_codes)
     assert verdicts[1].detail == {"rank": 1, "keep": 3, "ifd": 0.95}
+    confident = IfdTopKPolicy().decide_raw(
+        [
+            sample("only", cand("original", 1.2, 0.5), cand("terse", 0.6, 0.5, overconfident=True)),
+            sample("other", cand("original", 0.4, 0.5), cand("terse", 0.9, 0.5, overconfident=True)),
+        ],
+        {"k_percent": 100, "reject_overconfident": True},
+    )
+    assert [(v.decision, v.reason, v.chosen_candidate) for v in confident] == [
+        ("rejected", "overconfident_style", None),
+        ("retained", "top_k_ifd", "original"),
+    ]
+    assert confident[1].detail == {"rank": 1, "keep": 2, "ifd": 0.4, "overconfident_style": ["terse"]}
+    assert {v.reason for v in verdicts + confident} == set(IfdTopKPolicy.reason_codes)
 
 
 def test_ifd_topk_original_only_and_loss_ratio() -> None:
@@ -113,12 +146,24 @@ def test_ifd_topk_original_only_and_loss_ratio() -> None:
 
 
 def test_registry_and_params_validation() -> None:
-    assert set(POLICIES) == {"reflection", "ifd_topk"}
+    assert set(POLICIES) == {"reflection", "ifd_topk", "frontier_band", "best_candidate"}
     policy, params = resolve_params("ifd_topk", {"k_percent": 5})
     assert policy is get_policy("ifd_topk")
-    assert params == {"k_percent": 5.0, "score": "ifd", "candidates": "all"}
-    assert resolve_params("reflection", None)[1] == {"ifd_max": 1.0, "rifd_max": 1.0}
-    with pytest.raises(PolicyError, match=r"unknown policy 'best' \(known: ifd_topk, reflection\)"):
+    assert params == {"k_percent": 5.0, "score": "ifd", "candidates": "all", "reject_overconfident": False}
+    assert resolve_params("reflection", None)[1] == {
+        "variant": "code",
+        "ifd_max": 1.0,
+        "rifd_max": 1.0,
+        "reject_overconfident": False,
+    }
+    # Parameters stored before the variants existed still validate to the same rule.
+    assert resolve_params("reflection", {"ifd_max": 1.0, "rifd_max": 1.0})[1] == resolve_params("reflection", None)[1]
+    for registered in POLICIES.values():
+        assert registered.summary
+        assert set(registered.defaults()) == set(registered.params_schema()["properties"])
+    with pytest.raises(
+        PolicyError, match=r"unknown policy 'best' \(known: best_candidate, frontier_band, ifd_topk, reflection\)"
+    ):
         get_policy("best")
     with pytest.raises(PolicyError, match=r"invalid params: k_percent: Input should be less than or equal to 100"):
         resolve_params("ifd_topk", {"k_percent": 150})
