@@ -228,7 +228,7 @@ def main() -> int:
     parser.add_argument("--student", help="a checkpoint directory instead of a built example student")
     parser.add_argument("--samples", type=int, default=16, help="samples (each: original + two refinements)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--batch-tokens", type=int, default=None, help="default: the engine's own for the device")
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

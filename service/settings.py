@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # Samples per chunk task: small enough that a lost worker repeats little (on a GPU, 128 samples are about a
     # second of scoring), large enough that the ~20-40 ms of queue and database work per chunk stays small.
     chunk_size: int = Field(default=128, ge=1, le=100_000)
-    batch_tokens: int = Field(default=8192, ge=64)
+    batch_tokens: int | None = Field(default=None, ge=64)
     device: str = "auto"
     dtype: str = "auto"
     gpu_queue: str = "gpu"

@@ -40,7 +40,7 @@ def candidates_of(record: SampleRecord) -> list[tuple[str, str | None, Candidate
     ]
 
 
-_scorers: dict[tuple[str, str, str, int], Scorer] = {}
+_scorers: dict[tuple[str, str, str, int | None], Scorer] = {}
 
 
 def get_scorer(path: str, fingerprint: str, template: str, settings: Settings) -> Scorer:

@@ -31,7 +31,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--student", required=True, type=Path, help="local student checkpoint directory")
     parser.add_argument("--out", required=True, type=Path, help="where to write the scores (JSONL)")
     parser.add_argument("--template", choices=("plain", "chat"), default="plain", help="prompt template")
-    parser.add_argument("--batch-tokens", type=_positive_int, default=8192, help="padded tokens per batch")
+    parser.add_argument(
+        "--batch-tokens",
+        type=_positive_int,
+        default=None,
+        help="padded tokens per batch (default: 2048 on CPU, 16384 on CUDA)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto")
     parser.set_defaults(handler=run)
