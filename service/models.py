@@ -1,4 +1,5 @@
-"""ORM models: students, jobs and their chunks, samples, candidates (with scores), decision sets, decisions."""
+"""ORM models: students, jobs and their chunks, samples, candidates (with scores), decision sets, decisions,
+and the score cache shared across jobs."""
 
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ class Job(Base):
     total_samples: Mapped[int] = mapped_column(Integer)
     total_candidates: Mapped[int] = mapped_column(Integer)
     scored_samples: Mapped[int] = mapped_column(Integer, default=0)
+    # Candidates whose scores came from the score cache instead of the engine.
+    cached_candidates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retained_count: Mapped[int] = mapped_column(Integer, default=0)
     rejected_count: Mapped[int] = mapped_column(Integer, default=0)
     unscored_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -186,6 +189,23 @@ class Candidate(Base):
     n_instruction_tokens_backward: Mapped[int | None] = mapped_column(Integer)
     instruction_truncated: Mapped[bool | None] = mapped_column(Boolean)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScoreCacheEntry(Base):
+    """One candidate text's engine scores under one exact student, template and scoring version.
+
+    Keyed by content, not by job: a second job over overlapping data with the same student reuses them. The
+    student is keyed by its content fingerprint, so a checkpoint rewritten under the same path misses.
+    """
+
+    __tablename__ = "score_cache"
+
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    student_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    template: Mapped[str] = mapped_column(String(20), primary_key=True)
+    scoring_version: Mapped[str] = mapped_column(String(20), primary_key=True)
+    scores: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # The engine's score fields stored on a candidate row, in CandidateScores' order (status/error/template aside).

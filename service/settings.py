@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # second of scoring), large enough that the ~20-40 ms of queue and database work per chunk stays small.
     chunk_size: int = Field(default=128, ge=1, le=100_000)
     batch_tokens: int | None = Field(default=None, ge=64)
+    # Reuse scores across jobs (same candidate texts, student fingerprint, template and scoring version).
+    score_cache: bool = True
     device: str = "auto"
     dtype: str = "auto"
     gpu_queue: str = "gpu"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.db import session_scope
 from service.ingest import SampleRecord, candidate_texts
+from service.jobs import score_cache
 from service.jobs import service as jobs
 from service.settings import Settings, get_settings
 
@@ -63,8 +64,9 @@ def get_scorer(path: str, fingerprint: str, template: str, settings: Settings) -
 def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None = None) -> bool:
     """Score one chunk's candidates and store them in one transaction; True when the job is now fully scored.
 
-    Safe to run more than once for the same chunk (redelivery): a done chunk is skipped, and writes are
-    keyed by candidate. A non-transient error fails the job with its cause instead of raising.
+    Candidates already in the score cache are not scored again (the student is not even loaded when all
+    are). Safe to run more than once for the same chunk (redelivery): a done chunk is skipped, and writes
+    are keyed by candidate. A non-transient error fails the job with its cause instead of raising.
     """
     from workers.scoring.types import SCORING_VERSION, Candidate
 
@@ -74,13 +76,24 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
     if work is None:
         with session_scope() as session:
             return jobs.chunk_completes_job(session, job_id)
+    cache_key = {"fingerprint": work.student_fingerprint, "template": work.template, "scoring_version": SCORING_VERSION}
+    hashes = [score_cache.text_hash(c.instruction, c.input, c.response) for c in work.candidates]
+    cached: dict[str, dict[str, Any]] = {}
+    if settings.score_cache:
+        with session_scope() as session:
+            cached = score_cache.lookup(session, hashes=hashes, **cache_key)
+    missing = [c for c, key in zip(work.candidates, hashes, strict=True) if key not in cached]
+    seconds = 0.0
+    fresh: dict[int, dict[str, Any]] = {}
     try:
-        scorer = get_scorer(work.student_path, work.student_fingerprint, work.template, settings)
-        started = time.perf_counter()
-        scores = scorer.score(
-            [Candidate(instruction=c.instruction, response=c.response, input=c.input) for c in work.candidates]
-        )
-        seconds = time.perf_counter() - started
+        if missing:
+            scorer = get_scorer(work.student_path, work.student_fingerprint, work.template, settings)
+            started = time.perf_counter()
+            scores = scorer.score(
+                [Candidate(instruction=c.instruction, response=c.response, input=c.input) for c in missing]
+            )
+            seconds = time.perf_counter() - started
+            fresh = {c.id: score.as_dict() for c, score in zip(missing, scores, strict=True)}
     except Exception as exc:
         if type(exc).__name__ in _TRANSIENT_NAMES:
             raise
@@ -89,11 +102,26 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
             jobs.fail_job(session, job_id, f"chunk {chunk_index}: {type(exc).__name__}: {exc}", chunk_index=chunk_index)
         return False
     rows: list[dict[str, Any]] = [
-        {"id": candidate.id, "scoring_version": SCORING_VERSION, **score.as_dict()}
-        for candidate, score in zip(work.candidates, scores, strict=True)
+        {"id": candidate.id, "scoring_version": SCORING_VERSION, **fresh.get(candidate.id, cached.get(key, {}))}
+        for candidate, key in zip(work.candidates, hashes, strict=True)
     ]
+    new_entries = {
+        key: fresh[candidate.id]
+        for candidate, key in zip(work.candidates, hashes, strict=True)
+        if candidate.id in fresh and fresh[candidate.id]["status"] == "scored"
+    }
     with session_scope() as session:
-        return jobs.record_chunk_scores(session, job_id, chunk_index, rows, scoring_seconds=seconds)
+        completes = jobs.record_chunk_scores(
+            session,
+            job_id,
+            chunk_index,
+            rows,
+            scoring_seconds=seconds,
+            cached_candidates=len(work.candidates) - len(missing),
+        )
+        if settings.score_cache:
+            score_cache.store(session, entries=new_entries, **cache_key)
+        return completes
 
 
 def finalize(job_id: uuid.UUID) -> bool:

@@ -156,14 +156,17 @@ def mark_chunk_done(
     return result is not None
 
 
-def add_progress(session: Session, job_id: uuid.UUID, *, samples: int, scoring_seconds: float) -> None:
-    """Add a finished chunk's samples and engine time to the job's counters (atomic in SQL)."""
+def add_progress(
+    session: Session, job_id: uuid.UUID, *, samples: int, scoring_seconds: float, cached_candidates: int = 0
+) -> None:
+    """Add a finished chunk's samples, engine time and cache hits to the job's counters (atomic in SQL)."""
     session.execute(
         update(Job)
         .where(Job.id == job_id)
         .values(
             scored_samples=Job.scored_samples + samples,
             scoring_seconds=Job.scoring_seconds + scoring_seconds,
+            cached_candidates=Job.cached_candidates + cached_candidates,
         )
     )
 

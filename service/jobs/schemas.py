@@ -26,11 +26,12 @@ class JobCreate(BaseModel):
 
 
 class Progress(BaseModel):
-    """Samples whose chunk is scored, out of all."""
+    """Samples whose chunk is scored, out of all; `cached`: candidates whose scores came from the score cache."""
 
     scored: int
     total: int
     candidates: int
+    cached: int
 
 
 class Counts(BaseModel):

@@ -204,6 +204,7 @@ def record_chunk_scores(
     scores: Sequence[Mapping[str, Any]],
     *,
     scoring_seconds: float,
+    cached_candidates: int = 0,
 ) -> bool:
     """Store a chunk's scores (rows keyed by candidate `id`) and mark it done; True when the job is fully scored.
 
@@ -224,7 +225,13 @@ def record_chunk_scores(
     if repository.mark_chunk_done(session, job_id, index, scoring_seconds=scoring_seconds, finished_at=now):
         chunk = repository.get_chunk(session, job_id, index)
         assert chunk is not None
-        repository.add_progress(session, job_id, samples=chunk.n_samples, scoring_seconds=scoring_seconds)
+        repository.add_progress(
+            session,
+            job_id,
+            samples=chunk.n_samples,
+            scoring_seconds=scoring_seconds,
+            cached_candidates=cached_candidates,
+        )
     left = repository.chunks_left(session, job_id)
     if left == 0:
         job = get_job(session, job_id)
@@ -374,7 +381,12 @@ def job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         status=JobStatus(job.status).value,
-        progress=Progress(scored=job.scored_samples, total=job.total_samples, candidates=job.total_candidates),
+        progress=Progress(
+            scored=job.scored_samples,
+            total=job.total_samples,
+            candidates=job.total_candidates,
+            cached=job.cached_candidates,
+        ),
         counts=Counts(retained=job.retained_count, rejected=job.rejected_count, unscored=job.unscored_count),
         student=StudentOut(
             path=job.student.path,

@@ -57,7 +57,7 @@ def test_create_job_answers_202_and_queues_one_task_per_chunk(
     job = create(client, small_student, example_records(10))
     assert set(job) >= JOB_FIELDS
     assert job["status"] == "queued"
-    assert job["progress"] == {"scored": 0, "total": 10, "candidates": job["progress"]["candidates"]}
+    assert job["progress"] == {"scored": 0, "total": 10, "candidates": job["progress"]["candidates"], "cached": 0}
     assert job["counts"] == {"retained": 0, "rejected": 0, "unscored": 0}
     assert job["student"]["path"] == str(small_student.resolve())
     assert len(job["student"]["fingerprint"]) == 64
