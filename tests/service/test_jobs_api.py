@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from service.db import session_scope
 from service.jobs import service as jobs
 from service.models import Candidate, Chunk, Decision, Job, Sample
+from service.settings import get_settings
 from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, Deployment, as_jsonl, example_records
 from workers import curation
 
@@ -268,12 +269,15 @@ def test_unknown_job_is_404(deployment: Deployment, client: TestClient) -> None:
 
 
 def test_scoring_failure_fails_the_job_with_its_cause(
-    deployment: Deployment, client: TestClient, small_student: Path, tmp_path: Path
+    deployment: Deployment, client: TestClient, small_student: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
     student = tmp_path / "student"
     shutil.copytree(small_student, student)
+    # With the cache on, texts other tests scored with this (identical) checkpoint would not need the student.
+    monkeypatch.setenv("FRONTIER_SCORE_CACHE", "false")
+    get_settings.cache_clear()
     job = create(client, student, example_records(3))
     # The checkpoint changes under the job's feet: the worker must refuse to score with another student.
     (student / "config.json").write_text(
@@ -296,7 +300,6 @@ def test_health_and_readiness(deployment: Deployment, client: TestClient) -> Non
 def test_readiness_fails_when_the_broker_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, postgres_url: str, tmp_path: Path
 ) -> None:
-    from service.settings import get_settings
     from tests.services import configure
 
     configure(
