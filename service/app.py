@@ -16,6 +16,7 @@ from service.errors import ConflictError, NotFoundError, UnavailableError
 from service.ingest import DatasetError
 from service.jobs.router import router as jobs_router
 from service.policies import PolicyError
+from service.policies.router import router as policies_router
 from service.queue import check_broker
 from service.students.checkpoint import CheckpointError
 
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     app.include_router(jobs_router)
+    app.include_router(policies_router)
 
     @app.exception_handler(DatasetError)
     async def _dataset_error(_: Request, exc: DatasetError) -> JSONResponse:

@@ -1,5 +1,8 @@
 """Filtered exports: each sample's chosen candidate written back in the input's own layout (JSONL or Parquet).
 
+An export reads one decision set (the latest unless `decision_set` names one); with `bundle` it is a zip of the
+data file, the decision set's manifest.json and its dataset card README.md (service.jobs.manifest).
+
 A retained sample exports its chosen candidate's instruction, input and response in place of the original's
 (`response` for native records, `output` for Alpaca, the user/assistant turns for chat); its other fields
 are kept and `refinements` is dropped, so the file trains as-is. Rejected and unscored samples export their
@@ -13,17 +16,20 @@ from __future__ import annotations
 import copy
 import io
 import json
+import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from service.db import session_scope
-from service.errors import ConflictError
 from service.jobs import repository
-from service.jobs.service import get_job
-from service.models import SCORE_FIELDS, Candidate, JobStatus
+from service.jobs.manifest import build_manifest, dataset_card
+from service.jobs.report import build_report
+from service.jobs.service import decided_job
+from service.models import SCORE_FIELDS, Candidate
 
 ExportFormat = Literal["jsonl", "parquet"]
 ExportDecision = Literal["retained", "rejected", "unscored", "all"]
@@ -65,16 +71,16 @@ def _curation(row: Any, candidate: Candidate | None, policy: dict[str, Any]) -> 
 
 
 def iter_records(
-    session: Session, job_id: uuid.UUID, decision: ExportDecision, *, scores: bool
+    session: Session, job_id: uuid.UUID, decision: ExportDecision, *, scores: bool, decision_set_id: int | None = None
 ) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any] | None]]:
     """(sample id, rendered record, layout, curation or None) for every exported sample, in input order."""
-    job = get_job(session, job_id)
-    if job.status != JobStatus.succeeded:
-        raise ConflictError(f"job {job_id} is {job.status}: only a succeeded job can be exported")
-    decision_set = repository.latest_decision_set(session, job_id)
-    if decision_set is None:
-        raise ConflictError(f"job {job_id} has no decisions")
-    policy = {"name": decision_set.policy, "version": decision_set.policy_version, "params": decision_set.params}
+    _, decision_set = decided_job(session, job_id, decision_set_id, "exported")
+    policy = {
+        "name": decision_set.policy,
+        "version": decision_set.policy_version,
+        "params": decision_set.params,
+        "decision_set": decision_set.id,
+    }
     filters = repository.SampleFilter(decision=None if decision == "all" else decision)
     after = -1
     while True:
@@ -94,11 +100,14 @@ def iter_records(
         after = rows[-1].ordinal
 
 
-def iter_jsonl(job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False) -> Iterator[bytes]:
+def iter_jsonl(
+    job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False, decision_set_id: int | None = None
+) -> Iterator[bytes]:
     """The export as JSONL bytes, a batch at a time, reading in its own session (it outlives the request)."""
     with session_scope() as session:
         buffer: list[bytes] = []
-        for _, record, _, curation in iter_records(session, job_id, decision, scores=scores):
+        records = iter_records(session, job_id, decision, scores=scores, decision_set_id=decision_set_id)
+        for _, record, _, curation in records:
             if curation is not None:
                 record["curation"] = curation
             buffer.append(json.dumps(record, ensure_ascii=False).encode() + b"\n")
@@ -170,7 +179,9 @@ def _parquet_row(
     return row
 
 
-def iter_parquet(job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False) -> Iterator[bytes]:
+def iter_parquet(
+    job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = False, decision_set_id: int | None = None
+) -> Iterator[bytes]:
     """The export as a Parquet file streamed one row group per batch."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -183,7 +194,8 @@ def iter_parquet(job_id: uuid.UUID, decision: ExportDecision, *, scores: bool = 
         spool = _Spool()
         writer = pq.ParquetWriter(spool, schema)
         rows: list[dict[str, Any]] = []
-        for sample_id, record, record_layout, curation in iter_records(session, job_id, decision, scores=scores):
+        records = iter_records(session, job_id, decision, scores=scores, decision_set_id=decision_set_id)
+        for sample_id, record, record_layout, curation in records:
             if record_layout != layout:
                 record = _as_native(record, record_layout)
             rows.append(_parquet_row(sample_id, record, layout, curation))
@@ -208,13 +220,41 @@ def _as_native(record: dict[str, Any], layout: str) -> dict[str, Any]:
 
 
 def export_stream(
-    job_id: uuid.UUID, fmt: ExportFormat, decision: ExportDecision, *, scores: bool = False
-) -> Iterator[bytes]:
-    """The export's byte stream; checks the job can be exported before the first byte is sent."""
+    job_id: uuid.UUID,
+    fmt: ExportFormat,
+    decision: ExportDecision,
+    *,
+    scores: bool = False,
+    decision_set_id: int | None = None,
+    bundle: bool = False,
+) -> tuple[int, Iterator[bytes]]:
+    """The decision set exported and the byte stream; checks the job can be exported before the first byte."""
     with session_scope() as session:
-        job = get_job(session, job_id)
-        if job.status != JobStatus.succeeded:
-            raise ConflictError(f"job {job_id} is {job.status}: only a succeeded job can be exported")
+        _, decision_set = decided_job(session, job_id, decision_set_id, "exported")
+        # Pinned now: a re-decide while the stream runs must not switch sets halfway.
+        pinned = decision_set.id
+    if bundle:
+        return pinned, _bundle(job_id, fmt, decision, scores, pinned)
     if fmt == "parquet":
-        return iter_parquet(job_id, decision, scores=scores)
-    return iter_jsonl(job_id, decision, scores=scores)
+        return pinned, iter_parquet(job_id, decision, scores=scores, decision_set_id=pinned)
+    return pinned, iter_jsonl(job_id, decision, scores=scores, decision_set_id=pinned)
+
+
+def _bundle(
+    job_id: uuid.UUID, fmt: ExportFormat, decision: ExportDecision, scores: bool, decision_set_id: int
+) -> Iterator[bytes]:
+    with session_scope() as session:
+        manifest = build_manifest(session, job_id, decision_set_id)
+        card = dataset_card(manifest, build_report(session, job_id, decision_set_id))
+    data = iter_parquet if fmt == "parquet" else iter_jsonl
+    # Spooled: small bundles stay in memory, large ones go to a temporary file instead of filling it.
+    with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as spool:
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open(f"{decision}.{fmt}", "w", force_zip64=True) as member:
+                for block in data(job_id, decision, scores=scores, decision_set_id=decision_set_id):
+                    member.write(block)
+            archive.writestr("manifest.json", manifest.model_dump_json(indent=2) + "\n")
+            archive.writestr("README.md", card)
+        spool.seek(0)
+        while block := spool.read(1024 * 1024):
+            yield block

@@ -195,6 +195,7 @@ def score_table_rows(session: Session, job_id: uuid.UUID) -> Sequence[Row[*tuple
             Candidate.nll_response_given_instruction,
             Candidate.instruction,
             Candidate.input,
+            Candidate.response,
         )
         .join(Sample, Sample.id == Candidate.sample_id)
         .where(Candidate.job_id == job_id)
@@ -231,6 +232,48 @@ def latest_decision_set(session: Session, job_id: uuid.UUID) -> DecisionSet | No
     return session.scalars(
         select(DecisionSet).where(DecisionSet.job_id == job_id).order_by(DecisionSet.id.desc()).limit(1)
     ).one_or_none()
+
+
+def get_decision_set(session: Session, job_id: uuid.UUID, decision_set_id: int) -> DecisionSet | None:
+    """One of the job's decision sets (None when it has no such set)."""
+    return session.scalars(
+        select(DecisionSet).where(DecisionSet.job_id == job_id, DecisionSet.id == decision_set_id)
+    ).one_or_none()
+
+
+def list_decision_sets(session: Session, job_id: uuid.UUID) -> Sequence[DecisionSet]:
+    """The job's decision sets, oldest (the job's own) first."""
+    return session.scalars(select(DecisionSet).where(DecisionSet.job_id == job_id).order_by(DecisionSet.id)).all()
+
+
+def decisions_of_set(session: Session, decision_set_id: int) -> dict[int, Row[*tuple[Any, ...]]]:
+    """A decision set's decisions keyed by sample row id: (decision, reason, chosen_candidate)."""
+    rows = session.execute(
+        select(Decision.sample_id, Decision.decision, Decision.reason, Decision.chosen_candidate).where(
+            Decision.decision_set_id == decision_set_id
+        )
+    ).all()
+    return {row.sample_id: row for row in rows}
+
+
+def reason_counts(session: Session, decision_set_id: int) -> dict[str, dict[str, int]]:
+    """Samples per reason code, grouped by decision, in one decision set."""
+    rows = session.execute(
+        select(Decision.decision, Decision.reason, func.count())
+        .where(Decision.decision_set_id == decision_set_id)
+        .group_by(Decision.decision, Decision.reason)
+        .order_by(Decision.decision, Decision.reason)
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for decision, reason, count in rows:
+        counts.setdefault(decision, {})[reason] = int(count)
+    return counts
+
+
+def scoring_versions(session: Session, job_id: uuid.UUID) -> list[str]:
+    """The distinct scoring-engine versions that scored the job's candidates."""
+    statement = select(Candidate.scoring_version).where(Candidate.job_id == job_id).distinct()
+    return sorted(version for version in session.scalars(statement).all() if version is not None)
 
 
 @dataclass(frozen=True, slots=True)

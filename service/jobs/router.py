@@ -8,18 +8,37 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from service.deps import SettingsDep, UowDep
 from service.ingest import DatasetError, DatasetFormat, parse_dataset, parse_records
-from service.jobs import exports
+from service.jobs import exports, manifest, report
 from service.jobs import service as jobs
 from service.jobs.repository import SampleFilter
-from service.jobs.schemas import DecisionName, JobCreate, JobOut, JobPage, JobStatusName, SampleOut, SamplePage
+from service.jobs.schemas import (
+    DecideIn,
+    DecisionName,
+    DecisionSetList,
+    DecisionSetOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+    JobStatusName,
+    ManifestOut,
+    ReportOut,
+    SampleOut,
+    SamplePage,
+    WhatIfIn,
+    WhatIfOut,
+)
 from service.queue import enqueue_chunks
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+DecisionSetParam = Annotated[
+    int | None, Query(description="a decision set id of this job (GET .../decision-sets); default: the latest")
+]
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -151,33 +170,85 @@ def list_samples(
     chosen: Annotated[str | None, Query(description="samples whose chosen candidate has this name")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    decision_set: DecisionSetParam = None,
 ) -> SamplePage:
     """Sample-level decisions with every candidate's scores, filtered, in input order (keyset pagination)."""
     filters = SampleFilter(decision=decision, reason=reason, teacher=teacher, chosen=chosen)
-    return jobs.list_samples(uow.session, job_id, filters, cursor=cursor, limit=limit)
+    return jobs.list_samples(uow.session, job_id, filters, cursor=cursor, limit=limit, decision_set_id=decision_set)
 
 
 @router.get("/{job_id}/samples/{sample_id}", response_model=SampleOut)
-def get_sample(job_id: uuid.UUID, sample_id: str, uow: UowDep) -> SampleOut:
+def get_sample(job_id: uuid.UUID, sample_id: str, uow: UowDep, decision_set: DecisionSetParam = None) -> SampleOut:
     """One sample: every candidate's texts and scores, the decision, the chosen candidate and the reason."""
-    return jobs.get_sample(uow.session, job_id, sample_id)
+    return jobs.get_sample(uow.session, job_id, sample_id, decision_set_id=decision_set)
+
+
+@router.post("/{job_id}/decide", status_code=status.HTTP_201_CREATED, response_model=DecisionSetOut)
+def decide(job_id: uuid.UUID, body: DecideIn, uow: UowDep) -> DecisionSetOut:
+    """Run a policy over the job's stored scores as a new decision set (no rescoring); it becomes the latest."""
+    return jobs.redecide(uow.session, job_id, body.policy, body.params)
+
+
+@router.get("/{job_id}/decision-sets", response_model=DecisionSetList)
+def list_decision_sets(job_id: uuid.UUID, uow: UowDep) -> DecisionSetList:
+    """The job's decision sets, oldest (its own) first, with their policies and counts."""
+    return jobs.list_decision_sets(uow.session, job_id)
+
+
+@router.post("/{job_id}/what-if", response_model=WhatIfOut)
+def what_if(job_id: uuid.UUID, body: WhatIfIn, uow: UowDep) -> WhatIfOut:
+    """Sweep one policy parameter over the stored scores: retained fraction and per-teacher acceptance per value."""
+    return report.what_if(uow.session, job_id, body)
+
+
+@router.get("/{job_id}/report", response_model=ReportOut, responses={200: {"content": {"text/markdown": {}}}})
+def get_report(
+    job_id: uuid.UUID,
+    uow: UowDep,
+    decision_set: DecisionSetParam = None,
+    format: Literal["json", "markdown"] = "json",
+) -> Any:
+    """Teacher comparison: per teacher acceptance, score distributions, frontier zones, and a ranked recommendation."""
+    built = report.build_report(uow.session, job_id, decision_set)
+    if format == "markdown":
+        return PlainTextResponse(report.report_markdown(built), media_type="text/markdown")
+    return built
+
+
+@router.get("/{job_id}/manifest", response_model=ManifestOut)
+def get_manifest(job_id: uuid.UUID, uow: UowDep, decision_set: DecisionSetParam = None) -> ManifestOut:
+    """Provenance of a decision set: job, student fingerprint, template, policy, counts by reason, code version."""
+    return manifest.build_manifest(uow.session, job_id, decision_set)
+
+
+@router.get("/{job_id}/card", response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
+def get_card(job_id: uuid.UUID, uow: UowDep, decision_set: DecisionSetParam = None) -> PlainTextResponse:
+    """The dataset card (Markdown) of a decision set's retained samples."""
+    return PlainTextResponse(manifest.card_markdown(uow.session, job_id, decision_set), media_type="text/markdown")
 
 
 @router.get(
     "/{job_id}/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        200: {"content": {"application/x-ndjson": {}, "application/vnd.apache.parquet": {}, "application/zip": {}}}
+    },
 )
 def export(
     job_id: uuid.UUID,
     format: Literal["jsonl", "parquet"] = "jsonl",
     decision: Literal["retained", "rejected", "unscored", "all"] = "retained",
     scores: Annotated[bool, Query(description="add each sample's decision and chosen candidate's scores")] = False,
+    decision_set: DecisionSetParam = None,
+    bundle: Annotated[bool, Query(description="a zip of the data, manifest.json and the dataset card")] = False,
 ) -> StreamingResponse:
     """Stream the curated dataset in the input's own layout (the chosen candidate's text per sample)."""
-    stream = exports.export_stream(job_id, format, decision, scores=scores)
+    pinned, stream = exports.export_stream(
+        job_id, format, decision, scores=scores, decision_set_id=decision_set, bundle=bundle
+    )
     media = "application/vnd.apache.parquet" if format == "parquet" else "application/x-ndjson"
     filename = f"{job_id}-{decision}.{format}"
-    return StreamingResponse(
-        stream, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    if bundle:
+        media, filename = "application/zip", f"{job_id}-{decision}-{format}.zip"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Frontier-Decision-Set": str(pinned)}
+    return StreamingResponse(stream, media_type=media, headers=headers)

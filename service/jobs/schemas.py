@@ -137,6 +137,79 @@ class SamplePage(BaseModel):
     items: list[SampleOut]
     next_cursor: str | None
     policy: PolicyOut | None
+    decision_set: int | None = Field(default=None, description="the decision set the decisions come from")
+
+
+class DecideIn(BaseModel):
+    """A policy and its parameters to run over a job's stored scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str = Field(description="a registered policy name (GET /v1/policies)")
+    params: dict[str, Any] | None = Field(default=None, description="policy parameters; defaults fill the rest")
+
+
+class DecisionSetOut(BaseModel):
+    """One run of a policy over a job's stored scores."""
+
+    id: int
+    policy: PolicyOut
+    counts: Counts
+    created_at: datetime
+    own: bool = Field(description="made by the job's own policy when it finished")
+    latest: bool = Field(description="the most recent: what samples, export and report use by default")
+
+
+class DecisionSetList(BaseModel):
+    """A job's decision sets, oldest first."""
+
+    items: list[DecisionSetOut]
+
+
+class Sweep(BaseModel):
+    """One policy parameter and the values to try it at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    param: str
+    values: list[Any] = Field(min_length=1, max_length=100)
+
+
+class WhatIfIn(BaseModel):
+    """A policy, its base parameters, and one parameter to sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str
+    params: dict[str, Any] | None = None
+    sweep: Sweep
+
+
+class TeacherAcceptance(BaseModel):
+    """How many of a teacher's candidates (or the originals) a decision kept as the sample's chosen candidate."""
+
+    candidates: int
+    accepted: int
+    acceptance: float | None
+
+
+class WhatIfPoint(BaseModel):
+    """The outcome of the policy at one value of the swept parameter."""
+
+    value: Any
+    params: dict[str, Any]
+    counts: Counts
+    retained_fraction: float
+    teachers: dict[str, TeacherAcceptance]
+
+
+class WhatIfOut(BaseModel):
+    """A parameter sweep computed in memory over the stored scores; nothing is written."""
+
+    policy: str
+    version: str
+    param: str
+    points: list[WhatIfPoint]
 
 
 class ErrorOut(BaseModel):
@@ -145,3 +218,90 @@ class ErrorOut(BaseModel):
     message: str
     line: int | None = None
     field: str | None = None
+
+
+class Quantiles(BaseModel):
+    """The 10th, 25th, 50th, 75th and 90th percentiles (linear interpolation) and the mean."""
+
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    mean: float
+
+
+class Hedging(BaseModel):
+    """A teacher's hedging words per 100 words, its change against the originals, and how often it strips them."""
+
+    mean_rate: float | None
+    mean_change_vs_original: float | None
+    overconfident_style: int
+    overconfident_share: float | None
+
+
+class TeacherReport(BaseModel):
+    """One teacher's refinements (or the originals) measured against this student's frontier."""
+
+    teacher: str
+    is_original: bool
+    rank: int | None = Field(description="1 = closest to the student's frontier; None for the originals")
+    candidates: int
+    scored: int
+    accepted: int = Field(description="candidates chosen for a retained sample by the decision set")
+    accepted_share: float | None
+    ifd: Quantiles | None
+    rifd: Quantiles | None
+    frontier_score: Quantiles | None
+    beat_original: int | None = Field(description="refinements that beat their original (docs/policies.md)")
+    beat_original_share: float | None
+    zones: dict[str, float] = Field(description="share of candidates per frontier zone")
+    hedging: Hedging
+
+
+class FrontierOut(BaseModel):
+    """The band and reference the zones were computed with."""
+
+    params: dict[str, Any]
+    from_decision_set: bool = Field(description="the decision set is a frontier_band run (else its defaults)")
+    loss_median: float | None
+    loss_scale: float | None
+    log_ifd_median: float | None
+    log_ifd_scale: float | None
+
+
+class ReportOut(BaseModel):
+    """Which teacher's outputs sit closest to this student's frontier, with the numbers behind it."""
+
+    job_id: uuid.UUID
+    student: StudentOut
+    decision_set: DecisionSetOut
+    frontier: FrontierOut
+    teachers: list[TeacherReport] = Field(description="the originals first, then teachers by rank")
+    ranking: list[str]
+    recommendation: str | None
+
+
+class CodeVersion(BaseModel):
+    """The code that made the decisions."""
+
+    package: str
+    version: str
+    git_commit: str | None
+
+
+class ManifestOut(BaseModel):
+    """Everything a curated dataset depends on, for one decision set of a job."""
+
+    job_id: uuid.UUID
+    dataset: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+    student: StudentOut
+    template: str
+    scoring_versions: list[str]
+    candidates: int
+    decision_set: DecisionSetOut
+    reasons: dict[str, dict[str, int]] = Field(description="samples per reason code, by decision")
+    code: CodeVersion
+    generated_at: datetime

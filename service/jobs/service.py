@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.confidence import hedging_rate, strips_hedging
 from service.db import UnitOfWork
 from service.errors import ConflictError, NotFoundError
 from service.ingest import SampleRecord, candidate_texts
@@ -20,6 +21,8 @@ from service.jobs import repository
 from service.jobs.schemas import (
     CandidateOut,
     Counts,
+    DecisionSetList,
+    DecisionSetOut,
     JobOut,
     JobPage,
     PolicyOut,
@@ -38,6 +41,7 @@ from service.models import (
     DecisionSet,
     Job,
     JobStatus,
+    Student,
     utcnow,
 )
 from service.policies import CandidateScore, SampleScores, get_policy, resolve_params
@@ -285,13 +289,16 @@ def load_score_table(session: Session, job_id: uuid.UUID) -> tuple[list[SampleSc
     current: list[CandidateScore] = []
     current_key: str | None = None
     original_instruction: tuple[str, str] = ("", "")
+    original_hedging = 0.0
     for row in repository.score_table_rows(session, job_id):
+        hedging = hedging_rate(row.response)
         if not sample_pks or sample_pks[-1] != row.sample_pk:
             if current_key is not None:
                 samples.append(SampleScores(current_key, tuple(current)))
             sample_pks.append(row.sample_pk)
             current, current_key = [], row.external_id
             original_instruction = (row.instruction, row.input)
+            original_hedging = hedging
         current.append(
             CandidateScore(
                 name=row.name,
@@ -304,6 +311,8 @@ def load_score_table(session: Session, job_id: uuid.UUID) -> tuple[list[SampleSc
                 ppl_response_given_instruction=row.ppl_response_given_instruction,
                 nll_response_given_instruction=row.nll_response_given_instruction,
                 rewrote_instruction=row.teacher is not None and (row.instruction, row.input) != original_instruction,
+                hedging_rate=hedging,
+                overconfident_style=row.teacher is not None and strips_hedging(original_hedging, hedging),
             )
         )
     if current_key is not None:
@@ -342,6 +351,89 @@ def decide(session: Session, job_id: uuid.UUID, policy_name: str, params: dict[s
         ],
     )
     return decision_set
+
+
+def redecide(session: Session, job_id: uuid.UUID, policy_name: str, params: dict[str, Any] | None) -> DecisionSetOut:
+    """A new decision set for a succeeded job from its stored scores: no candidate is rescored."""
+    get_policy(policy_name).parse_params(params)
+    succeeded_job(session, job_id, "re-decided")
+    decision_set = decide(session, job_id, policy_name, params)
+    return decision_set_out(decision_set, own=False, latest=True)
+
+
+def resolve_decision_set(session: Session, job_id: uuid.UUID, decision_set_id: int | None) -> DecisionSet | None:
+    """The requested decision set of the job, or its latest when none is requested (None if it has none yet)."""
+    if decision_set_id is None:
+        return repository.latest_decision_set(session, job_id)
+    decision_set = repository.get_decision_set(session, job_id, decision_set_id)
+    if decision_set is None:
+        raise NotFoundError(f"job {job_id} has no decision set {decision_set_id}")
+    return decision_set
+
+
+def succeeded_job(session: Session, job_id: uuid.UUID, purpose: str) -> Job:
+    """The job if it succeeded (its scores and decisions are complete), else ConflictError naming `purpose`."""
+    job = get_job(session, job_id)
+    if job.status != JobStatus.succeeded:
+        raise ConflictError(f"job {job_id} is {job.status}: only a succeeded job can be {purpose}")
+    return job
+
+
+def decided_job(
+    session: Session, job_id: uuid.UUID, decision_set_id: int | None, purpose: str
+) -> tuple[Job, DecisionSet]:
+    """A succeeded job and the requested decision set (its latest unless one is named)."""
+    job = succeeded_job(session, job_id, purpose)
+    decision_set = resolve_decision_set(session, job_id, decision_set_id)
+    if decision_set is None:
+        raise ConflictError(f"job {job_id} has no decisions")
+    return job, decision_set
+
+
+def student_out(student: Student) -> StudentOut:
+    """The public view of a student checkpoint."""
+    return StudentOut(
+        path=student.path,
+        fingerprint=student.fingerprint,
+        model_type=student.model_type,
+        max_length=student.max_length,
+    )
+
+
+def decision_set_out(decision_set: DecisionSet, *, own: bool, latest: bool) -> DecisionSetOut:
+    """The public view of a decision set."""
+    created_at = as_utc(decision_set.created_at)
+    assert created_at is not None
+    return DecisionSetOut(
+        id=decision_set.id,
+        policy=policy_out(decision_set.policy, decision_set.params, decision_set.policy_version),
+        counts=Counts(
+            retained=decision_set.retained_count,
+            rejected=decision_set.rejected_count,
+            unscored=decision_set.unscored_count,
+        ),
+        created_at=created_at,
+        own=own,
+        latest=latest,
+    )
+
+
+def decision_set_view(session: Session, job_id: uuid.UUID, decision_set: DecisionSet) -> DecisionSetOut:
+    """The public view of one of the job's decision sets, with whether it is the job's own and the latest."""
+    ids = [other.id for other in repository.list_decision_sets(session, job_id)]
+    return decision_set_out(decision_set, own=ids[0] == decision_set.id, latest=ids[-1] == decision_set.id)
+
+
+def list_decision_sets(session: Session, job_id: uuid.UUID) -> DecisionSetList:
+    """Every decision set of the job, oldest (its own) first."""
+    get_job(session, job_id)
+    sets = repository.list_decision_sets(session, job_id)
+    return DecisionSetList(
+        items=[
+            decision_set_out(decision_set, own=index == 0, latest=index == len(sets) - 1)
+            for index, decision_set in enumerate(sets)
+        ]
+    )
 
 
 def finalize_job(session: Session, job_id: uuid.UUID) -> bool:
@@ -388,12 +480,7 @@ def job_out(job: Job) -> JobOut:
             cached=job.cached_candidates,
         ),
         counts=Counts(retained=job.retained_count, rejected=job.rejected_count, unscored=job.unscored_count),
-        student=StudentOut(
-            path=job.student.path,
-            fingerprint=job.student.fingerprint,
-            model_type=job.student.model_type,
-            max_length=job.student.max_length,
-        ),
+        student=student_out(job.student),
         policy=policy_out(job.policy, job.policy_params),
         template=job.template,
         dataset={"name": job.dataset_name, "format": job.dataset_format, "samples": job.total_samples},
@@ -465,8 +552,9 @@ def list_samples(
     limit: int = 100,
     external_id: str | None = None,
     with_texts: bool = False,
+    decision_set_id: int | None = None,
 ) -> SamplePage:
-    """A page of a job's samples with their latest decision and every candidate's scores."""
+    """A page of a job's samples with their decision (latest set unless one is named) and every candidate's scores."""
     get_job(session, job_id)
     after = -1
     if cursor is not None:
@@ -474,7 +562,7 @@ def list_samples(
             after = int(_decode_cursor(cursor))
         except ValueError as exc:
             raise ValueError("cursor: not a cursor this API issued") from exc
-    decision_set = repository.latest_decision_set(session, job_id)
+    decision_set = resolve_decision_set(session, job_id, decision_set_id)
     rows = repository.sample_page(
         session,
         job_id,
@@ -506,12 +594,25 @@ def list_samples(
         if decision_set is not None
         else None
     )
-    return SamplePage(items=items, next_cursor=next_cursor, policy=policy)
+    return SamplePage(
+        items=items,
+        next_cursor=next_cursor,
+        policy=policy,
+        decision_set=decision_set.id if decision_set is not None else None,
+    )
 
 
-def get_sample(session: Session, job_id: uuid.UUID, sample_id: str) -> SampleOut:
+def get_sample(session: Session, job_id: uuid.UUID, sample_id: str, *, decision_set_id: int | None = None) -> SampleOut:
     """One sample with every candidate's texts and scores, its decision and the reason."""
-    page = list_samples(session, job_id, repository.SampleFilter(), external_id=sample_id, limit=1, with_texts=True)
+    page = list_samples(
+        session,
+        job_id,
+        repository.SampleFilter(),
+        external_id=sample_id,
+        limit=1,
+        with_texts=True,
+        decision_set_id=decision_set_id,
+    )
     if not page.items:
         raise NotFoundError(f"job {job_id} has no sample {sample_id!r}")
     return page.items[0]

@@ -12,6 +12,7 @@ from service.policies.best_candidate import BestCandidatePolicy
 from service.policies.frontier_band import FrontierBandPolicy
 from service.policies.ifd_topk import IfdTopKPolicy
 from service.policies.reflection import ReflectionPolicy
+from service.policies.schemas import PolicyInfo
 
 POLICIES: dict[str, Policy[Any]] = {
     policy.name: policy for policy in (ReflectionPolicy(), IfdTopKPolicy(), FrontierBandPolicy(), BestCandidatePolicy())
@@ -33,6 +34,21 @@ def resolve_params(name: str, raw: dict[str, Any] | None) -> tuple[Policy[Any], 
     return policy, policy.parse_params(raw).model_dump(mode="json")
 
 
+def describe_policies() -> list[PolicyInfo]:
+    """Every registered policy's public description, in registry order."""
+    return [
+        PolicyInfo(
+            name=policy.name,
+            version=policy.version,
+            summary=policy.summary,
+            reason_codes=list(policy.reason_codes),
+            defaults=policy.defaults(),
+            params_schema=policy.params_schema(),
+        )
+        for policy in POLICIES.values()
+    ]
+
+
 __all__ = [
     "POLICIES",
     "CandidateScore",
@@ -40,6 +56,7 @@ __all__ = [
     "PolicyError",
     "SampleScores",
     "Verdict",
+    "describe_policies",
     "get_policy",
     "resolve_params",
 ]

@@ -1,0 +1,337 @@
+"""Read-only analysis of a job's stored scores: the teacher comparison report and the what-if parameter sweep.
+
+Nothing here writes or rescores: both read the score table once and run pure policy code over it in memory.
+Definitions (docs/policies.md): a candidate is *accepted* when a decision set chose it for a retained sample; a
+refinement *beats* its original under Selective Reflection-Tuning's pairwise rule (lower r-IFD, and higher IFD
+when it rewrote the instruction; both scored); the frontier *zones* are `frontier_band`'s, under the decision
+set's parameters when it is a `frontier_band` run and under that policy's defaults otherwise. Teachers rank by
+their share of candidates inside the band, then by how near their median frontier score is to the band's middle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from service.jobs import repository
+from service.jobs.schemas import (
+    Counts,
+    FrontierOut,
+    Hedging,
+    Quantiles,
+    ReportOut,
+    TeacherAcceptance,
+    TeacherReport,
+    WhatIfIn,
+    WhatIfOut,
+    WhatIfPoint,
+)
+from service.jobs.service import decided_job, decision_set_view, load_score_table, student_out, succeeded_job
+from service.policies import PolicyError, SampleScores, get_policy
+from service.policies.frontier_band import (
+    ZONES,
+    FrontierBandParams,
+    FrontierBandPolicy,
+    FrontierReference,
+    Zone,
+    frontier_zones,
+)
+from service.policies.reflection import beats_original
+
+ORIGINAL = "original"
+# A teacher whose refinements strip hedging this often gets a caution in the recommendation.
+OVERCONFIDENT_CAUTION_SHARE = 0.25
+
+
+def _teacher(name: str | None) -> str:
+    return name if name is not None else ORIGINAL
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def quantiles(values: Sequence[float]) -> Quantiles | None:
+    """Percentiles by linear interpolation between order statistics (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        position = fraction * (len(ordered) - 1)
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    return Quantiles(
+        p10=at(0.1), p25=at(0.25), p50=at(0.5), p75=at(0.75), p90=at(0.9), mean=sum(ordered) / len(ordered)
+    )
+
+
+def acceptance(outcomes: Iterable[tuple[SampleScores, str | None, str | None]]) -> dict[str, TeacherAcceptance]:
+    """Per teacher (and `original`): candidates, and how many were chosen for a retained sample."""
+    candidates: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+    for sample, decision, chosen in outcomes:
+        for candidate in sample.candidates:
+            key = _teacher(candidate.teacher)
+            candidates[key] += 1
+            if decision == "retained" and candidate.name == chosen:
+                accepted[key] += 1
+    return {
+        key: TeacherAcceptance(candidates=count, accepted=accepted[key], acceptance=_share(accepted[key], count))
+        for key, count in sorted(candidates.items(), key=lambda item: (item[0] != ORIGINAL, item[0]))
+    }
+
+
+def what_if(session: Session, job_id: uuid.UUID, request: WhatIfIn) -> WhatIfOut:
+    """Run a policy at each value of one parameter over the stored scores, in memory; nothing is written."""
+    policy = get_policy(request.policy)
+    param = request.sweep.param
+    known = sorted(policy.params_model.model_fields)
+    if param not in known:
+        raise PolicyError(
+            f"policy {policy.name!r} has no parameter {param!r} to sweep (known: {', '.join(known)})",
+            field="sweep.param",
+        )
+    points = []
+    for value in request.sweep.values:
+        try:
+            points.append(policy.parse_params({**(request.params or {}), param: value}))
+        except PolicyError as exc:
+            raise PolicyError(f"sweep value {value!r}: {exc}", field="sweep.values") from exc
+    succeeded_job(session, job_id, "analysed")
+    table, _ = load_score_table(session, job_id)
+    result = []
+    for value, params in zip(request.sweep.values, points, strict=True):
+        verdicts = policy.decide(table, params)
+        counts = Counter(verdict.decision for verdict in verdicts)
+        result.append(
+            WhatIfPoint(
+                value=value,
+                params=params.model_dump(mode="json"),
+                counts=Counts(retained=counts["retained"], rejected=counts["rejected"], unscored=counts["unscored"]),
+                retained_fraction=counts["retained"] / len(table) if table else 0.0,
+                teachers=acceptance(
+                    (sample, v.decision, v.chosen_candidate) for sample, v in zip(table, verdicts, strict=True)
+                ),
+            )
+        )
+    return WhatIfOut(policy=policy.name, version=policy.version, param=param, points=result)
+
+
+@dataclass
+class _Tally:
+    """What the report accumulates for one teacher."""
+
+    candidates: int = 0
+    scored: int = 0
+    accepted: int = 0
+    ifd: list[float] = field(default_factory=list)
+    rifd: list[float] = field(default_factory=list)
+    frontier: list[float] = field(default_factory=list)
+    pairs: int = 0
+    beats: int = 0
+    zones: Counter[str] = field(default_factory=Counter)
+    hedging: list[float] = field(default_factory=list)
+    hedging_change: list[float] = field(default_factory=list)
+    overconfident: int = 0
+
+
+def _frontier_params(policy: str, params: dict[str, object]) -> tuple[FrontierBandParams, bool]:
+    band = FrontierBandPolicy()
+    if policy == band.name:
+        try:
+            return band.parse_params(params), True
+        except PolicyError:
+            pass
+    return band.parse_params(None), False
+
+
+def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport:
+    is_original = name == ORIGINAL
+    return TeacherReport(
+        teacher=name,
+        is_original=is_original,
+        rank=rank,
+        candidates=tally.candidates,
+        scored=tally.scored,
+        accepted=tally.accepted,
+        accepted_share=_share(tally.accepted, tally.candidates),
+        ifd=quantiles(tally.ifd),
+        rifd=quantiles(tally.rifd),
+        frontier_score=quantiles(tally.frontier),
+        beat_original=None if is_original else tally.beats,
+        beat_original_share=None if is_original else _share(tally.beats, tally.pairs),
+        zones={zone: tally.zones[zone] / tally.candidates if tally.candidates else 0.0 for zone in ZONES},
+        hedging=Hedging(
+            mean_rate=sum(tally.hedging) / len(tally.hedging) if tally.hedging else None,
+            mean_change_vs_original=(
+                None
+                if is_original or not tally.hedging_change
+                else sum(tally.hedging_change) / len(tally.hedging_change)
+            ),
+            overconfident_style=tally.overconfident,
+            overconfident_share=None if is_original else _share(tally.overconfident, tally.candidates),
+        ),
+    )
+
+
+def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> str | None:
+    if not ranked:
+        return None
+    best = ranked[0]
+    median = best.frontier_score.p50 if best.frontier_score is not None else None
+    where = f", median frontier score {median:+.2f}" if median is not None else ""
+    text = (
+        f"{best.teacher} sits closest to this student's frontier: {best.zones['inside']:.0%} of its refinements "
+        f"fall inside the band [{band.low:+.2f}, {band.high:+.2f}]{where}."
+    )
+    if len(ranked) > 1:
+        worst = ranked[-1]
+        text += (
+            f" {worst.teacher} ranks last: {worst.zones['inside']:.0%} inside, {worst.zones['beyond']:.0%} beyond, "
+            f"{worst.zones['below']:.0%} below."
+        )
+    share = best.hedging.overconfident_share
+    if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
+        text += f" Caution: {share:.0%} of {best.teacher}'s refinements strip the original's hedging."
+    return text
+
+
+def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> ReportOut:
+    """Per teacher: acceptance, IFD / r-IFD / frontier score distributions, wins over the original, frontier zones,
+    hedging; and the teachers ranked by how close their outputs sit to the student's frontier."""
+    job, decision_set = decided_job(session, job_id, decision_set_id, "reported on")
+    table, sample_pks = load_score_table(session, job_id)
+    decisions = repository.decisions_of_set(session, decision_set.id)
+    band, from_set = _frontier_params(decision_set.policy, decision_set.params)
+    zones: list[list[tuple[float | None, Zone]]] = frontier_zones(table, band)
+    reference = FrontierReference.of(table)
+
+    tallies: dict[str, _Tally] = {}
+    for sample, sample_pk, row in zip(table, sample_pks, zones, strict=True):
+        decided = decisions.get(sample_pk)
+        original = sample.original
+        for candidate, (score, zone) in zip(sample.candidates, row, strict=True):
+            tally = tallies.setdefault(_teacher(candidate.teacher), _Tally())
+            tally.candidates += 1
+            tally.zones[zone] += 1
+            if decided is not None and decided.decision == "retained" and decided.chosen_candidate == candidate.name:
+                tally.accepted += 1
+            if candidate.scored and candidate.ifd is not None and candidate.rifd is not None:
+                tally.scored += 1
+                tally.ifd.append(candidate.ifd)
+                tally.rifd.append(candidate.rifd)
+            if score is not None:
+                tally.frontier.append(score)
+            if candidate.hedging_rate is not None:
+                tally.hedging.append(candidate.hedging_rate)
+            if candidate.teacher is None:
+                continue
+            if candidate.hedging_rate is not None and original.hedging_rate is not None:
+                tally.hedging_change.append(candidate.hedging_rate - original.hedging_rate)
+            tally.overconfident += int(candidate.overconfident_style)
+            if candidate.scored and original.scored:
+                tally.pairs += 1
+                tally.beats += int(beats_original(candidate, original))
+
+    middle = (band.low + band.high) / 2
+    unranked = [_teacher_report(name, tally, None) for name, tally in tallies.items() if name != ORIGINAL]
+    unranked.sort(
+        key=lambda t: (
+            -t.zones["inside"],
+            abs(t.frontier_score.p50 - middle) if t.frontier_score is not None else math.inf,
+            t.teacher,
+        )
+    )
+    ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(unranked, start=1)]
+    originals = [_teacher_report(ORIGINAL, tallies[ORIGINAL], None)] if ORIGINAL in tallies else []
+    return ReportOut(
+        job_id=job.id,
+        student=student_out(job.student),
+        decision_set=decision_set_view(session, job_id, decision_set),
+        frontier=FrontierOut(
+            params=band.model_dump(mode="json"),
+            from_decision_set=from_set,
+            loss_median=reference.loss_median if reference else None,
+            loss_scale=reference.loss_scale if reference else None,
+            log_ifd_median=reference.log_ifd_median if reference else None,
+            log_ifd_scale=reference.log_ifd_scale if reference else None,
+        ),
+        teachers=originals + ranked,
+        ranking=[t.teacher for t in ranked],
+        recommendation=_recommendation(ranked, band),
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.3f}"
+
+
+def report_markdown(report: ReportOut) -> str:
+    """The report as a Markdown page (what `frontier report` prints and `frontier curate` writes as report.md)."""
+    policy = report.decision_set.policy
+    band = report.frontier.params
+    lines = [
+        f"# Teacher comparison: job {report.job_id}",
+        "",
+        f"- student: `{report.student.path}` (fingerprint `{report.student.fingerprint[:16]}`)",
+        f"- decision set {report.decision_set.id}: `{policy.name}` v{policy.version} `{json.dumps(policy.params)}`",
+        f"- frontier band: [{band['low']:+.4f}, {band['high']:+.4f}] on the frontier score "
+        f"(ifd_weight {band['ifd_weight']}, IFD < {band['ifd_max']}, r-IFD < {band['rifd_max']}; "
+        f"{'from the decision set' if report.frontier.from_decision_set else 'frontier_band defaults'})",
+        "",
+    ]
+    if report.recommendation:
+        lines += [f"**Recommendation.** {report.recommendation}", ""]
+    lines += [
+        "| rank | teacher | candidates | accepted | inside | below | beyond | misaligned | not feasible "
+        "| beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging | overconfident |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in report.teachers:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(t.rank) if t.rank is not None else "-",
+                    t.teacher,
+                    str(t.candidates),
+                    _pct(t.accepted_share),
+                    _pct(t.zones["inside"]),
+                    _pct(t.zones["below"]),
+                    _pct(t.zones["beyond"]),
+                    _pct(t.zones["misaligned"]),
+                    _pct(t.zones["not_feasible"]),
+                    _pct(t.beat_original_share),
+                    _num(t.ifd.p50 if t.ifd else None),
+                    _num(t.rifd.p50 if t.rifd else None),
+                    _num(t.frontier_score.p50 if t.frontier_score else None, signed=True),
+                    _num(t.hedging.mean_rate, signed=False),
+                    _num(t.hedging.mean_change_vs_original, signed=True),
+                    _pct(t.hedging.overconfident_share),
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Shares are of each teacher's candidates. *accepted*: chosen for a retained sample by the decision set; "
+        "*beat original*: lower r-IFD than the original (and higher IFD when the instruction was rewritten); "
+        "*overconfident*: keeps at most half of a hedging original's hedging rate (docs/policies.md).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,16 @@
+"""HTTP routes for the policy registry (v1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.policies import describe_policies
+from service.policies.schemas import PolicyInfo
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+
+@router.get("", response_model=list[PolicyInfo])
+def list_policies() -> list[PolicyInfo]:
+    """Every registered policy with its version, reason codes, parameter defaults and schema."""
+    return describe_policies()
