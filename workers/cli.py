@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workers.commands.curate",
     "workers.commands.serve",
     "workers.commands.migrate",
+    "workers.commands.report",
 )
 
 

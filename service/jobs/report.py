@@ -45,6 +45,7 @@ from service.policies.frontier_band import (
 from service.policies.reflection import beats_original
 
 ORIGINAL = "original"
+BAND_SIDES = ("below", "inside", "beyond")
 # A teacher whose refinements strip hedging this often gets a caution in the recommendation.
 OVERCONFIDENT_CAUTION_SHARE = 0.25
 
@@ -139,6 +140,7 @@ class _Tally:
     pairs: int = 0
     beats: int = 0
     zones: Counter[str] = field(default_factory=Counter)
+    band: Counter[str] = field(default_factory=Counter)
     hedging: list[float] = field(default_factory=list)
     hedging_change: list[float] = field(default_factory=list)
     overconfident: int = 0
@@ -170,6 +172,7 @@ def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport
         beat_original=None if is_original else tally.beats,
         beat_original_share=None if is_original else _share(tally.beats, tally.pairs),
         zones={zone: tally.zones[zone] / tally.candidates if tally.candidates else 0.0 for zone in ZONES},
+        band={side: tally.band[side] / len(tally.frontier) if tally.frontier else 0.0 for side in BAND_SIDES},
         hedging=Hedging(
             mean_rate=sum(tally.hedging) / len(tally.hedging) if tally.hedging else None,
             mean_change_vs_original=(
@@ -191,13 +194,13 @@ def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> st
     where = f", median frontier score {median:+.2f}" if median is not None else ""
     text = (
         f"{best.teacher} sits closest to this student's frontier: {best.zones['inside']:.0%} of its refinements "
-        f"fall inside the band [{band.low:+.2f}, {band.high:+.2f}]{where}."
+        f"are aligned, feasible and inside the band [{band.low:+.2f}, {band.high:+.2f}]{where}."
     )
     if len(ranked) > 1:
         worst = ranked[-1]
         text += (
-            f" {worst.teacher} ranks last: {worst.zones['inside']:.0%} inside, {worst.zones['beyond']:.0%} beyond, "
-            f"{worst.zones['below']:.0%} below."
+            f" {worst.teacher} ranks last: {worst.zones['inside']:.0%} usable inside; by frontier score alone "
+            f"{worst.band['below']:.0%} below, {worst.band['inside']:.0%} inside, {worst.band['beyond']:.0%} beyond."
         )
     share = best.hedging.overconfident_share
     if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
@@ -231,6 +234,7 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
                 tally.rifd.append(candidate.rifd)
             if score is not None:
                 tally.frontier.append(score)
+                tally.band["below" if score < band.low else "beyond" if score > band.high else "inside"] += 1
             if candidate.hedging_rate is not None:
                 tally.hedging.append(candidate.hedging_rate)
             if candidate.teacher is None:
@@ -298,9 +302,10 @@ def report_markdown(report: ReportOut) -> str:
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
     lines += [
-        "| rank | teacher | candidates | accepted | inside | below | beyond | misaligned | not feasible "
-        "| beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging | overconfident |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rank | teacher | candidates | accepted | usable inside | band: below | inside | beyond | misaligned "
+        "| not feasible | beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging "
+        "| overconfident |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in report.teachers:
         lines.append(
@@ -312,15 +317,16 @@ def report_markdown(report: ReportOut) -> str:
                     str(t.candidates),
                     _pct(t.accepted_share),
                     _pct(t.zones["inside"]),
-                    _pct(t.zones["below"]),
-                    _pct(t.zones["beyond"]),
+                    _pct(t.band["below"]),
+                    _pct(t.band["inside"]),
+                    _pct(t.band["beyond"]),
                     _pct(t.zones["misaligned"]),
                     _pct(t.zones["not_feasible"]),
                     _pct(t.beat_original_share),
                     _num(t.ifd.p50 if t.ifd else None),
                     _num(t.rifd.p50 if t.rifd else None),
                     _num(t.frontier_score.p50 if t.frontier_score else None, signed=True),
-                    _num(t.hedging.mean_rate, signed=False),
+                    f"{t.hedging.mean_rate:.2f}" if t.hedging.mean_rate is not None else "-",
                     _num(t.hedging.mean_change_vs_original, signed=True),
                     _pct(t.hedging.overconfident_share),
                 ]
@@ -329,7 +335,9 @@ def report_markdown(report: ReportOut) -> str:
         )
     lines += [
         "",
-        "Shares are of each teacher's candidates. *accepted*: chosen for a retained sample by the decision set; "
+        "Shares are of each teacher's candidates (band columns: of its scored candidates, by frontier score alone). "
+        "*usable inside*: aligned (IFD < ifd_max), feasible (r-IFD < rifd_max) and inside the band; "
+        "*accepted*: chosen for a retained sample by the decision set; "
         "*beat original*: lower r-IFD than the original (and higher IFD when the instruction was rewritten); "
         "*overconfident*: keeps at most half of a hedging original's hedging rate (docs/policies.md).",
         "",

@@ -255,7 +255,13 @@ class TeacherReport(BaseModel):
     frontier_score: Quantiles | None
     beat_original: int | None = Field(description="refinements that beat their original (docs/policies.md)")
     beat_original_share: float | None
-    zones: dict[str, float] = Field(description="share of candidates per frontier zone")
+    zones: dict[str, float] = Field(
+        description="share of candidates per frontier_band zone (unscored, misaligned, not_feasible, below, inside, "
+        "beyond; tested in that order, so `inside` is what the policy can keep)"
+    )
+    band: dict[str, float] = Field(
+        description="share of scored candidates below, inside and beyond the band by frontier score alone"
+    )
     hedging: Hedging
 
 

@@ -14,7 +14,12 @@ from workers.cli import build_parser, main
 
 def test_commands_are_registered() -> None:
     parser = build_parser()
-    for argv in (["curate", "d.jsonl", "--student", "s", "--out", "o"], ["serve", "--no-worker"], ["migrate"]):
+    for argv in (
+        ["curate", "d.jsonl", "--student", "s", "--out", "o"],
+        ["serve", "--no-worker"],
+        ["migrate"],
+        ["report", "00000000-0000-0000-0000-000000000001"],
+    ):
         assert callable(parser.parse_args(argv).handler)
 
 
@@ -67,4 +72,15 @@ def test_migrate_creates_the_schema(
     assert main(["migrate"]) == 0
     assert schema.current_revision() == schema.head_revision()
     assert f"database at revision {schema.head_revision()}" in capsys.readouterr().out
+    get_settings.cache_clear()
+
+
+def test_report_refuses_an_unknown_job(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path)})
+    schema.upgrade()
+    missing = "00000000-0000-0000-0000-000000000001"
+    assert main(["report", missing, "--data-dir", str(tmp_path)]) == 2
+    assert f"job {missing} not found" in capsys.readouterr().err
     get_settings.cache_clear()

@@ -57,7 +57,8 @@ def check_run(run: dict[str, Any], records: list[dict[str, Any]]) -> None:
     """The job succeeded, every sample is decided, and the export is the retained samples' chosen texts."""
     job = run["job"]
     assert job["status"] == "succeeded", job["error"]
-    assert job["progress"] == {"scored": N_SAMPLES, "total": N_SAMPLES, "candidates": job["progress"]["candidates"]}
+    progress = job["progress"]
+    assert progress == {"scored": N_SAMPLES, "total": N_SAMPLES, "candidates": progress["candidates"], "cached": 0}
     assert sum(job["counts"].values()) == N_SAMPLES
     assert job["counts"]["retained"] > 0
     assert all(sample["reason"] for sample in run["samples"])
@@ -123,6 +124,26 @@ def test_celery_worker_on_postgres_and_redis_matches_embedded_curate(
     assert retained == [json.loads(line) for line in production["export"].splitlines()]
     rejected = (out / "rejected.jsonl").read_text().splitlines()
     assert len(retained) + len(rejected) == N_SAMPLES - production["job"]["counts"]["unscored"]
+
+    # The run's provenance and teacher comparison sit next to the data; `frontier report` reads the same job back.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["student"]["fingerprint"] == production["job"]["student"]["fingerprint"]
+    assert manifest["decision_set"]["policy"] == production["job"]["policy"]
+    assert sum(n for reasons in manifest["reasons"].values() for n in reasons.values()) == N_SAMPLES
+    assert (out / "README.md").read_text().startswith("# Curated dataset")
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.md").read_text().startswith(f"# Teacher comparison: job {manifest['job_id']}")
+    state = str(out / ".frontier")
+    printed = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "report", manifest["job_id"], "--data-dir", state, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert json.loads(printed.stdout)["ranking"] == report["ranking"]
 
 
 def test_embedded_default_lifecycle_with_a_local_worker(

@@ -3,7 +3,9 @@
 The same pipeline as the service (job rows, chunk tasks on the queue, a Celery worker, the policy, the
 export), on the embedded SQLite database and filesystem broker under `OUT/.frontier` unless FRONTIER_*
 settings say otherwise. Writes retained.jsonl, rejected.jsonl (and unscored.jsonl when any sample could not
-be scored) in the input's own layout, plus decisions.jsonl with every sample's decision, reason and scores.
+be scored) in the input's own layout, decisions.jsonl with every sample's decision, reason and scores, the
+teacher comparison (report.json, report.md), the provenance manifest (manifest.json) and a dataset card
+(README.md).
 """
 
 from __future__ import annotations
@@ -150,4 +152,20 @@ def write_outputs(job_id: uuid.UUID, out: Path) -> dict[str, int]:
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
+    write_provenance(job_id, out)
     return counts
+
+
+def write_provenance(job_id: uuid.UUID, out: Path) -> None:
+    """Write the job's report (JSON and Markdown), manifest and dataset card into `out`."""
+    from service.db import session_scope
+    from service.jobs.manifest import build_manifest, dataset_card
+    from service.jobs.report import build_report, report_markdown
+
+    with session_scope() as session:
+        report = build_report(session, job_id)
+        manifest = build_manifest(session, job_id, report.decision_set.id)
+    (out / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(dataset_card(manifest, report), encoding="utf-8")
