@@ -40,3 +40,8 @@ test: install lint
 bench: install
 	$(BIN)/python bench/scoring.py --shape tiny --samples 64
 	$(BIN)/python bench/scoring.py --shape gpt2-small --samples 16
+
+# The weak- vs strong-teacher experiment (docs/experiment.md): 3 seeds on CPU, rewrites the table and plot in docs/.
+.PHONY: experiment
+experiment: install
+	$(BIN)/python -m bench.experiment --seeds 0 1 2 --out out/experiment --write-docs

@@ -1,0 +1,1 @@
+"""Weak- vs strong-teacher experiment run end to end through the product (see docs/experiment.md)."""

@@ -1,0 +1,199 @@
+"""`python -m bench.experiment`: the weak- vs strong-teacher experiment, end to end, then the table and plot.
+
+Synthetic mode (default, CPU): per seed, build the task data, curate it with `frontier curate` and every
+registered policy, fine-tune copies of the pre-trained character-level student on each condition for the same
+number of optimiser steps, and score exact match on held-out problems in distribution and one digit harder.
+
+Real mode (GPU): `--student DIR --data FILE --eval-set NAME=FILE ...` runs the same stages on a local Hugging
+Face checkpoint, a dataset with several teachers' refinements, and held-out JSONL files of
+{"instruction", "input", "answer"}; see docs/experiment.md for the recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.experiment.pipeline import REPO_ROOT, conditions, curate, load_candidates, read_jsonl, run_condition
+from bench.experiment.report import aggregate, markdown_table, svg_plot
+from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
+from bench.experiment.task import build_task, write_jsonl
+
+log = logging.getLogger("bench.experiment")
+
+DOC = REPO_ROOT / "docs" / "experiment.md"
+DOC_PLOT = REPO_ROOT / "docs" / "experiment-accuracy.svg"
+TABLE_START, TABLE_END = "<!-- experiment-table:start -->", "<!-- experiment-table:end -->"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.experiment", description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "experiment")
+    parser.add_argument("--policies", nargs="*", default=None, help="policy names (default: every registered one)")
+    parser.add_argument("--steps", type=int, default=FineTunePlan().steps, help="optimiser steps per fine-tune")
+    parser.add_argument("--batch-size", type=int, default=FineTunePlan().batch_size)
+    parser.add_argument("--lr", type=float, default=FineTunePlan().peak_lr)
+    parser.add_argument("--max-new-tokens", type=int, default=112)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
+    parser.add_argument("--keep-models", action="store_true", help="keep every fine-tuned checkpoint")
+    parser.add_argument("--write-docs", action="store_true", help="update the table and plot in docs/")
+    parser.add_argument("--report-only", action="store_true", help="redraw the table and plot from OUT/results.json")
+    synthetic = parser.add_argument_group("synthetic task (default)")
+    synthetic.add_argument("--train", type=int, default=400, help="training prompts per seed")
+    synthetic.add_argument("--eval", type=int, default=200, help="held-out problems per split")
+    synthetic.add_argument("--weak-error-rate", type=float, default=0.1)
+    synthetic.add_argument("--pretrain-steps", type=int, default=StudentPlan().steps)
+    real = parser.add_argument_group("real student and dataset (GPU recipe)")
+    real.add_argument("--student", type=Path, default=None, help="local Hugging Face checkpoint directory")
+    real.add_argument("--data", type=Path, default=None, help="dataset with refinements (any layout the product reads)")
+    real.add_argument("--eval-set", action="append", default=[], metavar="NAME=FILE", help="held-out JSONL split")
+    args = parser.parse_args(argv)
+    if (args.student is None) != (args.data is None) or (args.student is not None and not args.eval_set):
+        parser.error("real mode needs --student, --data and at least one --eval-set")
+    return args
+
+
+def _eval_items(path: Path) -> list[EvalItem]:
+    return [EvalItem(row["instruction"], row.get("input", ""), str(row["answer"])) for row in read_jsonl(path)]
+
+
+def run_seed(args: argparse.Namespace, seed: int, plan: FineTunePlan) -> dict[str, Any]:
+    """Every stage for one seed; returns its results."""
+    work = args.out / f"seed-{seed}"
+    started = time.perf_counter()
+    if args.student is not None:
+        student, data = args.student.resolve(), args.data.resolve()
+        evaluation = {name: _eval_items(Path(path)) for name, path in (spec.split("=", 1) for spec in args.eval_set)}
+    else:
+        student = pretrain_student(work / "student", seed, StudentPlan(steps=args.pretrain_steps))
+        task = build_task(seed, n_train=args.train, n_eval=args.eval, weak_error_rate=args.weak_error_rate)
+        data = write_jsonl(work / "refinements.jsonl", task.records)
+        evaluation = {
+            split: [EvalItem(p.instruction, "", p.answer) for p in problems]
+            for split, problems in task.evaluation.items()
+        }
+    pretrained_at = time.perf_counter()
+    curated = curate(data, student, work / "curate", args.policies)
+    log.info("seed %d: curated in %.0fs (job %s)", seed, curated.seconds, curated.job_id)
+    baseline_started = time.perf_counter()
+    baseline = {
+        split: evaluate(student, items, max_new_tokens=args.max_new_tokens, device=args.device)
+        for split, items in evaluation.items()
+    }
+    # The student as it is: the floor every condition should beat, and what a policy that keeps nothing leaves.
+    results: dict[str, Any] = {
+        "student": {
+            "composition": {},
+            "train": {"examples": 0, "seconds": 0.0},
+            "eval": baseline,
+            "eval_seconds": round(time.perf_counter() - baseline_started, 1),
+        }
+    }
+    for name, (examples, composition) in conditions(load_candidates(data), curated).items():
+        if not examples:
+            log.warning("seed %d: %s retained nothing; reported as the untouched student", seed, name)
+            results[name] = {**results["student"], "composition": composition}
+            continue
+        result = run_condition(
+            name,
+            examples,
+            student,
+            evaluation,
+            work / "models",
+            plan,
+            seed,
+            max_new_tokens=args.max_new_tokens,
+            device=args.device,
+            keep_model=args.keep_models,
+        )
+        results[name] = {"composition": composition, **result}
+    return {
+        "seed": seed,
+        "student": str(student),
+        "job_id": curated.job_id,
+        "teacher_scores": curated.teacher_scores,
+        "conditions": results,
+        "seconds": {
+            "student_and_data": round(pretrained_at - started, 1),
+            "curate": curated.seconds,
+            "total": round(time.perf_counter() - started, 1),
+        },
+    }
+
+
+def teacher_score_table(seeds: Sequence[dict[str, Any]]) -> str:
+    """Mean student statistics per source over seeds, as the product reports them."""
+    sources = list(seeds[0]["teacher_scores"])
+    lines = ["| source | mean IFD | mean r-IFD | share with IFD < 1 |", "|---|---|---|---|"]
+    for source in sources:
+        values = [seed["teacher_scores"][source] for seed in seeds if source in seed["teacher_scores"]]
+        ifd, rifd, below = (sum(v[key] for v in values) / len(values) for key in ("ifd", "rifd", "ifd_below_1"))
+        lines.append(f"| {source} | {ifd:.3f} | {rifd:.3f} | {100 * below:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(results: dict[str, Any], out: Path, write_docs: bool) -> str:
+    """Write table.md and accuracy.svg under `out` (and into docs/ when asked); returns the table text."""
+    seeds = results["seeds"]
+    rows = aggregate(seeds)
+    table = markdown_table(rows, len(seeds))
+    scores = teacher_score_table(seeds)
+    seconds = results["seconds"]
+    block = (
+        f"{table}\nStudent statistics of each source on the training prompts (mean over seeds):\n\n{scores}\n"
+        f"Seeds {', '.join(str(seed['seed']) for seed in seeds)}; {results['plan']['steps']} optimiser steps of "
+        f"{results['plan']['batch_size']} examples per condition; wall time {seconds / 60:.1f} min "
+        f"({results['command']}).\n"
+    )
+    (out / "table.md").write_text(block)
+    plot = svg_plot(rows, "Exact match by training condition (held-out problems)")
+    (out / "accuracy.svg").write_text(plot)
+    if write_docs:
+        DOC_PLOT.write_text(plot)
+        text = DOC.read_text()
+        pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
+        DOC.write_text(pattern.sub(lambda _: f"{TABLE_START}\n{block}{TABLE_END}", text))
+    return block
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the experiment and print the table."""
+    import torch
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("transformers", "httpx", "celery"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        print(write_reports(json.loads((args.out / "results.json").read_text()), args.out, args.write_docs))
+        return 0
+    plan = FineTunePlan(steps=args.steps, batch_size=args.batch_size, peak_lr=args.lr)
+    started = time.perf_counter()
+    seeds = [run_seed(args, seed, plan) for seed in args.seeds]
+    results = {
+        "command": "python -m bench.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "plan": asdict(plan),
+        "seeds": seeds,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(write_reports(results, args.out, args.write_docs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The experiment's stages: curate with the real product, build every condition's training set, train, evaluate.
+
+Curation runs `frontier curate` (the CLI, embedded default: SQLite, the filesystem queue and a real Celery
+worker) once per seed with the default policy; every other registered policy then re-decides the same job on
+its stored scores through `service.jobs.service.decide`, the code behind `POST /v1/jobs/{id}/decide`, and its
+retained set is read back through the export code (`service.jobs.exports`). New policies in
+`service.policies.POLICIES` become conditions without any change here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from bench.experiment.student import EvalItem, Example, FineTunePlan, evaluate, fine_tune
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JOB_LINE = re.compile(r"job ([0-9a-f-]{36})")
+
+
+@dataclass(frozen=True, slots=True)
+class Curated:
+    """One curation job's outputs the experiment needs: each policy's retained examples and per-teacher scores."""
+
+    job_id: str
+    # Per policy, the retained samples' (sample id, chosen candidate name), in input order.
+    policy_sets: dict[str, list[tuple[str, str]]]
+    teacher_scores: dict[str, dict[str, float]]
+    seconds: float
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every JSON object of a JSONL file."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def run_curate(data: Path, student: Path, out: Path) -> str:
+    """Run `frontier curate` on `data` with `student` in a fresh `out`; returns the job id."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    env = {**os.environ, "FRONTIER_DATA_DIR": str(out / ".frontier")}
+    command = [sys.executable, "-m", "workers.cli", "curate", str(data), "--student", str(student), "--out", str(out)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    (out / "curate.log").write_text(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"frontier curate failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    match = JOB_LINE.search(result.stderr)
+    if match is None:
+        raise RuntimeError("frontier curate did not report a job id")
+    return match.group(1)
+
+
+@contextlib.contextmanager
+def _product_settings(data_dir: Path) -> Iterator[None]:
+    """Point this process's product settings at a curate run's embedded database, then restore them."""
+    from service.settings import get_settings
+
+    previous = os.environ.get("FRONTIER_DATA_DIR")
+    os.environ["FRONTIER_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("FRONTIER_DATA_DIR", None)
+        else:
+            os.environ["FRONTIER_DATA_DIR"] = previous
+        get_settings.cache_clear()
+
+
+def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None = None) -> Curated:
+    """Curate `data` once, then re-decide it under each policy; every policy's retained (example, teacher) pairs."""
+    from service.db import dispose_engines, session_scope
+    from service.jobs import exports
+    from service.jobs import service as jobs
+    from service.policies import POLICIES
+
+    started = time.perf_counter()
+    job_id = run_curate(data, student, out)
+    names = list(policies) if policies is not None else sorted(POLICIES)
+    # Per policy, the retained samples' (sample id, chosen candidate name), in input order.
+    policy_sets: dict[str, list[tuple[str, str]]] = {}
+    with _product_settings(out / ".frontier"):
+        try:
+            job = uuid.UUID(job_id)
+            for name in names:
+                with session_scope() as session:
+                    decision_set = jobs.decide(session, job, name, None).id
+                with session_scope() as session:
+                    records = exports.iter_records(session, job, "retained", scores=True, decision_set_id=decision_set)
+                    policy_sets[name] = [
+                        (sample_id, str(curation["chosen_candidate"]))
+                        for sample_id, _, _, curation in records
+                        if curation is not None
+                    ]
+            with session_scope() as session:
+                table, _ = jobs.load_score_table(session, job)
+        finally:
+            dispose_engines()
+    teacher_scores: dict[str, dict[str, float]] = {}
+    by_teacher: dict[str, list[tuple[float, float]]] = {}
+    for sample in table:
+        for candidate in sample.candidates:
+            if candidate.scored and candidate.ifd is not None and candidate.rifd is not None:
+                key = candidate.teacher or "original"
+                by_teacher.setdefault(key, []).append((candidate.ifd, candidate.rifd))
+    for teacher, values in by_teacher.items():
+        teacher_scores[teacher] = {
+            "ifd": round(fmean(ifd for ifd, _ in values), 4),
+            "rifd": round(fmean(rifd for _, rifd in values), 4),
+            "ifd_below_1": round(fmean(ifd < 1 for ifd, _ in values), 4),
+        }
+    return Curated(job_id, policy_sets, teacher_scores, round(time.perf_counter() - started, 1))
+
+
+def load_candidates(data: Path) -> dict[tuple[str, str], Example]:
+    """Every candidate of a dataset (any layout the product ingests), keyed by (sample id, candidate name)."""
+    from service.ingest import candidate_texts, parse_dataset
+
+    return {
+        (record.id, text.name): Example(text.instruction, text.input, text.response)
+        for record in parse_dataset(data, name=str(data))
+        for text in candidate_texts(record)
+    }
+
+
+def conditions(
+    candidates: dict[tuple[str, str], Example], curated: Curated
+) -> dict[str, tuple[list[Example], dict[str, int]]]:
+    """Every condition's training set and its composition by source: each teacher alone, the union, each policy."""
+    from service.ingest import ORIGINAL
+
+    by_teacher: dict[str, list[Example]] = {}
+    for (_, name), example in candidates.items():
+        if name != ORIGINAL:
+            by_teacher.setdefault(name, []).append(example)
+    result: dict[str, tuple[list[Example], dict[str, int]]] = {}
+    for teacher, examples in by_teacher.items():
+        result[f"teacher:{teacher}"] = (examples, {teacher: len(examples)})
+    union = [example for examples in by_teacher.values() for example in examples]
+    result["union"] = (union, {teacher: len(examples) for teacher, examples in by_teacher.items()})
+    for policy, chosen in curated.policy_sets.items():
+        result[f"policy:{policy}"] = (
+            [candidates[key] for key in chosen],
+            dict(Counter(name for _, name in chosen)),
+        )
+    return result
+
+
+def run_condition(
+    name: str,
+    examples: Sequence[Example],
+    student: Path,
+    evaluation: dict[str, list[EvalItem]],
+    work: Path,
+    plan: FineTunePlan,
+    seed: int,
+    *,
+    max_new_tokens: int,
+    device: str,
+    keep_model: bool,
+) -> dict[str, Any]:
+    """Fine-tune a copy of the student on one condition's examples and evaluate it on every split."""
+    model_dir = work / name.replace(":", "-")
+    result: dict[str, Any] = {"train": fine_tune(student, examples, model_dir, plan, seed, device)}
+    started = time.perf_counter()
+    result["eval"] = {
+        split: evaluate(model_dir, items, max_new_tokens=max_new_tokens, device=device)
+        for split, items in evaluation.items()
+    }
+    result["eval_seconds"] = round(time.perf_counter() - started, 1)
+    if not keep_model:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    accuracies = ", ".join(f"{split} {value['accuracy']:.3f}" for split, value in result["eval"].items())
+    log.info("seed %d %-24s n=%-5d %s", seed, name, len(examples), accuracies)
+    return result

@@ -1,0 +1,65 @@
+"""The weak- vs strong-teacher experiment: task generation, answer extraction, and a one-seed smoke run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from bench.experiment.__main__ import main
+from bench.experiment.student import extract_answer
+from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
+from service.policies import POLICIES
+
+
+@pytest.mark.parametrize(("a", "b", "digits"), [(4821, 3975, 4), (98765, 43210, 5), (7, 5, 1), (99, 1, 2)])
+def test_every_teacher_reaches_the_sum(a: int, b: int, digits: int) -> None:
+    """Without a slip every teacher's solution ends in the exact sum."""
+    problem = Problem(a, b, digits)
+    for response in (strong_response(problem), mid_response(problem), weak_response(problem)):
+        assert extract_answer(response) == str(a + b)
+
+
+def test_a_slip_changes_the_weak_answer() -> None:
+    """A slip is an arithmetic error the rest of the solution follows."""
+    problem = Problem(4821, 3975, 4)
+    assert extract_answer(weak_response(problem, slip_at=2)) != problem.answer
+
+
+def test_task_is_deterministic_and_held_out() -> None:
+    """The same seed gives the same data; evaluation problems never repeat a training prompt."""
+    first = build_task(3, n_train=50, n_eval=20, weak_error_rate=0.2)
+    assert first == build_task(3, n_train=50, n_eval=20, weak_error_rate=0.2)
+    assert [r["teacher"] for r in first.records[0]["refinements"]] == list(TEACHERS)
+    train = {record["instruction"] for record in first.records}
+    for problems in first.evaluation.values():
+        assert not train & {problem.instruction for problem in problems}
+    slipped = sum(extract_answer(r["refinements"][2]["response"]) != r["response"][8:] for r in first.records)
+    assert 0 < slipped < 50
+    assert random.Random(0).random() == random.Random(0).random()
+
+
+def test_extract_answer_reads_the_last_answer() -> None:
+    """`Answer: N` wins over other numbers; without it the last number counts."""
+    assert extract_answer("1+2=3\nAnswer: 3") == "3"
+    assert extract_answer("Answer: 1,234 then Answer: 5") == "5"
+    assert extract_answer("the sum is 12") == "12"
+    assert extract_answer("no idea") is None
+
+
+@pytest.mark.slow
+def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
+    """One seed, a few steps: the pipeline runs through `frontier curate` and the table lists every condition."""
+    out = tmp_path / "experiment"
+    args = ["--seeds", "0", "--out", str(out), "--train", "24", "--eval", "4"]
+    args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
+    assert main(args) == 0
+    table = (out / "table.md").read_text()
+    expected = ["student", *(f"teacher:{t}" for t in TEACHERS), "union", *(f"policy:{name}" for name in POLICIES)]
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["seeds"][0]["conditions"]) == expected
+    for condition in expected:
+        assert f"`{condition}`" in table
+    assert (out / "accuracy.svg").read_text().startswith("<svg")
