@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from service.db import dispose_engines, get_engine
 from service.errors import ConflictError, NotFoundError, UnavailableError
-from service.ingest import DatasetError
+from service.ingest import DatasetError, LimitError
 from service.jobs.router import router as jobs_router
 from service.policies import PolicyError
 from service.policies.router import router as policies_router
@@ -45,6 +45,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(DatasetError)
     async def _dataset_error(_: Request, exc: DatasetError) -> JSONResponse:
         return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), line=exc.line, field=exc.field)
+
+    @app.exception_handler(LimitError)
+    async def _limit_error(_: Request, exc: LimitError) -> JSONResponse:
+        return _error(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), line=exc.line, field=exc.field, limit=exc.limit)
 
     @app.exception_handler(CheckpointError)
     async def _checkpoint_error(_: Request, exc: CheckpointError) -> JSONResponse:

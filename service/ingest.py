@@ -12,14 +12,18 @@ Three record layouts map onto one native sample (the layout is remembered so exp
 
 A refinement's missing ``instruction`` and ``input`` are taken from its sample. Every error names the
 record (1-based line, row or sample number) and the field, and nothing is returned unless all records pass:
-a job is created whole or not at all. Torch-free and workers-free on purpose: the API imports this
-(`workers.curation.candidates_of` turns `candidate_texts` into the engine's `Candidate`s).
+a job is created whole or not at all. Size limits (`Limits`: records, bytes per record, candidates per
+sample, characters per text, JSON depth, bytes after gzip decompression) raise `LimitError`, which names
+the limit and its setting. JSONL may be gzip-compressed; it is decompressed under the byte limit, so a
+compressed bomb stops at the limit instead of filling memory. Torch-free and workers-free on purpose: the
+API imports this (`workers.curation.candidates_of` turns `candidate_texts` into the engine's `Candidate`s).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +49,37 @@ class DatasetError(ValueError):
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class LimitError(DatasetError):
+    """A dataset over one of the configured size limits; `limit` is the setting that sets it."""
+
+    def __init__(
+        self, message: str, *, limit: str, line: int | None = None, field: str | None = None, unit: str = "line"
+    ):
+        self.limit = limit
+        super().__init__(f"{message} (limit: {limit})", line=line, field=field, unit=unit)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one dataset may hold; each field maps to the setting `FRONTIER_<FIELD>` (service.settings)."""
+
+    max_records: int = 1_000_000
+    max_record_bytes: int = 4 * 1024 * 1024
+    max_candidates_per_sample: int = 64
+    max_text_chars: int = 1_000_000
+    max_json_depth: int = 32
+    max_dataset_bytes: int = 4 * 1024 * 1024 * 1024
+
+    @staticmethod
+    def setting(name: str) -> str:
+        """The environment variable of a limit, for error messages."""
+        return f"FRONTIER_{name.upper()}"
+
+
+DEFAULT_LIMITS = Limits()
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +138,21 @@ def candidate_texts(record: SampleRecord) -> list[CandidateText]:
     return candidates
 
 
-def parse_jsonl(data: bytes | BinaryIO | Path) -> list[SampleRecord]:
-    """Parse a JSONL dataset (one JSON object per line; blank lines ignored)."""
+def parse_jsonl(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMITS) -> list[SampleRecord]:
+    """Parse a JSONL dataset (one JSON object per line; blank lines ignored), gzip-compressed or not."""
     raw = _read_bytes(data)
+    if raw.startswith(GZIP_MAGIC):
+        raw = _gunzip(raw, limits)
+    elif len(raw) > limits.max_dataset_bytes:
+        raise LimitError(f"the dataset is {len(raw):,} bytes", limit=Limits.setting("max_dataset_bytes"))
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not raw.strip():
         raise DatasetError("the file is empty: expected one JSON object per line")
-    return _validate_all(_jsonl_objects(raw), unit="line")
+    return _validate_all(_jsonl_objects(raw, limits), unit="line", limits=limits)
 
 
-def parse_parquet(data: bytes | BinaryIO | Path) -> list[SampleRecord]:
+def parse_parquet(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMITS) -> list[SampleRecord]:
     """Parse a Parquet dataset whose columns follow one of the record layouts (one row per sample)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -122,34 +161,64 @@ def parse_parquet(data: bytes | BinaryIO | Path) -> list[SampleRecord]:
     if not raw:
         raise DatasetError("the file is empty: expected a Parquet file")
     try:
-        table = pq.read_table(pa.BufferReader(raw))
+        parquet = pq.ParquetFile(pa.BufferReader(raw))
+        # Checked from the footer, before any row is decoded.
+        if parquet.metadata.num_rows > limits.max_records:
+            raise LimitError(
+                f"the file has {parquet.metadata.num_rows:,} rows, over {limits.max_records:,}",
+                limit=Limits.setting("max_records"),
+            )
+        table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"not a readable Parquet file: {exc}") from exc
     if table.num_rows == 0:
         raise DatasetError("the Parquet file has no rows")
+    if table.nbytes > limits.max_dataset_bytes:
+        raise LimitError(f"the decoded table is {table.nbytes:,} bytes", limit=Limits.setting("max_dataset_bytes"))
     rows: list[dict[str, Any]] = table.to_pylist()
-    return _validate_all(((index + 1, row) for index, row in enumerate(rows)), unit="row")
+    return _validate_all(((index + 1, row) for index, row in enumerate(rows)), unit="row", limits=limits)
 
 
-def parse_records(records: Sequence[object]) -> list[SampleRecord]:
+def parse_records(records: Sequence[object], *, limits: Limits = DEFAULT_LIMITS) -> list[SampleRecord]:
     """Validate already-decoded records (a JSON body's `samples`), numbered from 1."""
     if not records:
         raise DatasetError("no samples given")
-    return _validate_all(((index + 1, record) for index, record in enumerate(records)), unit="sample")
+    return _validate_all(((index + 1, record) for index, record in enumerate(records)), unit="sample", limits=limits)
 
 
 def parse_dataset(
-    data: bytes | BinaryIO | Path, *, fmt: DatasetFormat | None = None, name: str = ""
+    data: bytes | BinaryIO | Path,
+    *,
+    fmt: DatasetFormat | None = None,
+    name: str = "",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[SampleRecord]:
-    """Parse JSONL or Parquet, choosing by `fmt`, else by file name, else by the Parquet magic bytes."""
+    """Parse JSONL (optionally gzip) or Parquet, choosing by `fmt`, else by file name, else by magic bytes."""
     raw = _read_bytes(data)
     if fmt is None:
-        lowered = name.lower()
+        lowered = name.lower().removesuffix(".gz")
         if lowered.endswith((".parquet", ".pq")) or (raw[:4] == b"PAR1" and not lowered.endswith(".jsonl")):
             fmt = "parquet"
         else:
             fmt = "jsonl"
-    return parse_parquet(raw) if fmt == "parquet" else parse_jsonl(raw)
+    return parse_parquet(raw, limits=limits) if fmt == "parquet" else parse_jsonl(raw, limits=limits)
+
+
+def _gunzip(raw: bytes, limits: Limits) -> bytes:
+    """Decompress gzip data, stopping as soon as the output would pass `max_dataset_bytes`."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limits.max_dataset_bytes + 1)
+    except zlib.error as exc:
+        raise DatasetError(f"not a readable gzip file: {exc}") from exc
+    if len(out) > limits.max_dataset_bytes:
+        raise LimitError(
+            f"the dataset decompresses to more than {limits.max_dataset_bytes:,} bytes",
+            limit=Limits.setting("max_dataset_bytes"),
+        )
+    if not inflater.eof:
+        raise DatasetError("not a readable gzip file: the compressed data is truncated")
+    return out
 
 
 def _read_bytes(data: bytes | BinaryIO | Path) -> bytes:
@@ -160,8 +229,14 @@ def _read_bytes(data: bytes | BinaryIO | Path) -> bytes:
     return data.read()
 
 
-def _jsonl_objects(raw: bytes) -> Iterator[tuple[int, object]]:
+def _jsonl_objects(raw: bytes, limits: Limits) -> Iterator[tuple[int, object]]:
     for number, line in enumerate(raw.split(b"\n"), start=1):
+        if len(line) > limits.max_record_bytes:
+            raise LimitError(
+                f"the line is {len(line):,} bytes, over {limits.max_record_bytes:,}",
+                limit=Limits.setting("max_record_bytes"),
+                line=number,
+            )
         if b"\x00" in line:
             raise DatasetError("contains a NUL byte", line=number)
         try:
@@ -175,15 +250,42 @@ def _jsonl_objects(raw: bytes) -> Iterator[tuple[int, object]]:
         except json.JSONDecodeError as exc:
             raise DatasetError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number) from exc
         except RecursionError as exc:
-            raise DatasetError("JSON nested too deeply", line=number) from exc
+            raise LimitError(
+                f"JSON nested deeper than {limits.max_json_depth} levels",
+                limit=Limits.setting("max_json_depth"),
+                line=number,
+            ) from exc
         yield number, value
 
 
-def _validate_all(objects: Iterable[tuple[int, object]], *, unit: str) -> list[SampleRecord]:
+def _depth(value: object) -> int:
+    """Nesting depth of decoded JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _validate_all(objects: Iterable[tuple[int, object]], *, unit: str, limits: Limits) -> list[SampleRecord]:
     records: list[SampleRecord] = []
     first_line: dict[str, int] = {}
     for number, value in objects:
-        record = _validate(value, number, unit)
+        if len(records) == limits.max_records:
+            raise LimitError(
+                f"more than {limits.max_records:,} records", limit=Limits.setting("max_records"), line=number, unit=unit
+            )
+        if _depth(value) > limits.max_json_depth:
+            raise LimitError(
+                f"JSON nested deeper than {limits.max_json_depth} levels",
+                limit=Limits.setting("max_json_depth"),
+                line=number,
+                unit=unit,
+            )
+        record = _validate(value, number, unit, limits)
         if record.id in first_line:
             raise DatasetError(
                 f"duplicate id {record.id!r} (first on {unit} {first_line[record.id]})",
@@ -209,9 +311,10 @@ def _type_name(value: object) -> str:
 class _Checker:
     """Field checks for one record, each error naming the record number and the field's path."""
 
-    def __init__(self, number: int, unit: str):
+    def __init__(self, number: int, unit: str, limits: Limits):
         self.number = number
         self.unit = unit
+        self.limits = limits
 
     def fail(self, field_name: str | None, message: str) -> DatasetError:
         return DatasetError(message, line=self.number, field=field_name, unit=self.unit)
@@ -224,13 +327,21 @@ class _Checker:
         value = obj[key]
         if not isinstance(value, str):
             raise self.fail(path, f"expected a string, got {_type_name(value)}")
+        if len(value) > self.limits.max_text_chars:
+            raise LimitError(
+                f"the text is {len(value):,} characters, over {self.limits.max_text_chars:,}",
+                limit=Limits.setting("max_text_chars"),
+                line=self.number,
+                field=path,
+                unit=self.unit,
+            )
         if non_empty and not value.strip():
             raise self.fail(path, "expected a non-empty string")
         return value
 
 
-def _validate(value: object, number: int, unit: str) -> SampleRecord:
-    check = _Checker(number, unit)
+def _validate(value: object, number: int, unit: str, limits: Limits) -> SampleRecord:
+    check = _Checker(number, unit, limits)
     if not isinstance(value, dict):
         raise check.fail(None, f"expected a JSON object, got {_type_name(value)}")
     raw: dict[str, Any] = value
@@ -300,6 +411,16 @@ def _refinements(check: _Checker, value: object, layout: Layout) -> list[Refinem
         return []
     if not isinstance(value, list):
         raise check.fail("refinements", f"expected an array, got {_type_name(value)}")
+    # The original is a candidate too.
+    if len(value) + 1 > check.limits.max_candidates_per_sample:
+        raise LimitError(
+            f"{len(value) + 1} candidates (the original and {len(value)} refinements), "
+            f"over {check.limits.max_candidates_per_sample}",
+            limit=Limits.setting("max_candidates_per_sample"),
+            line=check.number,
+            field="refinements",
+            unit=check.unit,
+        )
     refinements: list[Refinement] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(value):

@@ -8,12 +8,15 @@ the same.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.ingest import DEFAULT_LIMITS, Limits
 
 
 class Settings(BaseSettings):
@@ -44,12 +47,24 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Dataset limits (service.ingest.Limits): each refusal names its FRONTIER_* variable.
+    max_records: int = Field(default=DEFAULT_LIMITS.max_records, ge=1)
+    max_record_bytes: int = Field(default=DEFAULT_LIMITS.max_record_bytes, ge=1)
+    max_candidates_per_sample: int = Field(default=DEFAULT_LIMITS.max_candidates_per_sample, ge=1)
+    max_text_chars: int = Field(default=DEFAULT_LIMITS.max_text_chars, ge=1)
+    max_json_depth: int = Field(default=DEFAULT_LIMITS.max_json_depth, ge=4)
+    max_dataset_bytes: int = Field(default=DEFAULT_LIMITS.max_dataset_bytes, ge=1)
     page_limit_max: int = 500
 
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def limits(self) -> Limits:
+        """The dataset limits these settings set."""
+        return Limits(**{limit.name: getattr(self, limit.name) for limit in fields(Limits)})
 
     @property
     def database_dsn(self) -> str:

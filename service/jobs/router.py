@@ -6,13 +6,13 @@ import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from service.deps import SettingsDep, UowDep
-from service.ingest import DatasetError, DatasetFormat, parse_dataset, parse_records
+from service.ingest import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
 from service.jobs import exports, manifest, report
 from service.jobs import service as jobs
 from service.jobs.repository import SampleFilter
@@ -64,6 +64,10 @@ _CREATE_BODY: dict[str, Any] = {
 }
 
 
+def _too_large(size: int, limit: int) -> LimitError:
+    return LimitError(f"the upload is {size:,} bytes, over {limit:,}", limit="FRONTIER_MAX_UPLOAD_BYTES")
+
+
 def _form_text(form: Any, name: str) -> str | None:
     value = form.get(name)
     if value is None or isinstance(value, str):
@@ -82,14 +86,17 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
     """Create a curation job from an uploaded dataset (multipart) or inline samples (JSON); 202 + the job."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {settings.max_upload_bytes} bytes")
+        raise _too_large(int(length), settings.max_upload_bytes)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise DatasetError("missing: upload the dataset as the multipart field 'file'", field="file")
+        # Content-Length can be absent (chunked uploads) or wrong: the size that counts is what arrived.
         data = await upload.read()
+        if len(data) > settings.max_upload_bytes:
+            raise _too_large(len(data), settings.max_upload_bytes)
         student = _form_text(form, "student")
         if not student:
             raise DatasetError("missing: the student checkpoint directory", field="student")
@@ -109,7 +116,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
             case _:
                 raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
         name = upload.filename or ""
-        records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name)
+        records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name, limits=settings.limits)
         dataset_format: str = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
         policy, template = _form_text(form, "policy"), _form_text(form, "template")
     else:
@@ -118,7 +125,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
         except ValidationError as exc:
             first = exc.errors()[0]
             raise DatasetError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from exc
-        records = parse_records(body.samples)
+        records = parse_records(body.samples, limits=settings.limits)
         student, params, policy, template = body.student, body.params, body.policy, body.template
         name, dataset_format = body.name, "json"
     job = await run_in_threadpool(

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         params = json.loads(args.params) if args.params else None
-        records = parse_dataset(args.data, name=str(args.data))
+        records = parse_dataset(args.data, name=str(args.data), limits=settings.limits)
     except FileNotFoundError:
         return _fail(f"{args.data}: no such file")
     except json.JSONDecodeError as exc:

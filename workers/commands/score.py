@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from service.ingest import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
+from service.settings import get_settings
 from service.students.checkpoint import CheckpointError, inspect_checkpoint
 
 # Candidates scored per engine call: large enough for good batches, small enough to bound memory.
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then score and write the output atomically; exit 2 on bad input."""
     try:
-        records = parse_dataset(Path(args.data), name=str(args.data))
+        records = parse_dataset(Path(args.data), name=str(args.data), limits=get_settings().limits)
         inspect_checkpoint(args.student)
     except FileNotFoundError as exc:
         return _fail(f"{args.data}: no such file ({exc.strerror})")
