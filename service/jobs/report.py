@@ -94,6 +94,7 @@ def acceptance(outcomes: Iterable[tuple[SampleScores, str | None, str | None]]) 
 def what_if(session: Session, job_id: uuid.UUID, request: WhatIfIn) -> WhatIfOut:
     """Run a policy at each value of one parameter over the stored scores, in memory; nothing is written."""
     policy = get_policy(request.policy)
+    policy.parse_params(request.params)
     param = request.sweep.param
     known = sorted(policy.params_model.model_fields)
     if param not in known:

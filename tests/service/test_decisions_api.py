@@ -156,6 +156,13 @@ def test_what_if_sweeps_in_memory_and_writes_nothing(client: TestClient, finishe
             "sweep value 500: policy 'ifd_topk': invalid params: k_percent",
         ),
         ("what-if", {"policy": "ifd_topk", "sweep": {"param": "k_percent", "values": []}}, 422, None, None),
+        (
+            "what-if",
+            {"policy": "ifd_topk", "params": {"k": 5}, "sweep": {"param": "k_percent", "values": [5]}},
+            422,
+            "params",
+            "policy 'ifd_topk': invalid params: k: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_bad_decide_and_what_if_requests_are_4xx_and_write_nothing(
