@@ -59,7 +59,7 @@ def markdown_table(rows: Sequence[Row], n_seeds: int) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        sources = ", ".join(f"{name} {count:.0f}" for name, count in row.composition.items() if count) or "-"
+        sources = ", ".join(f"{name} {count:.0f}" for name, count in row.composition.items() if round(count)) or "-"
         cells = [f"`{row.condition}`", f"{row.size:.0f}", sources]
         cells += [f"{_percent(row.mean(split))} ± {_percent(row.spread(split))}" for split in splits]
         lines.append("| " + " | ".join(cells) + " |")

@@ -57,7 +57,12 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
     args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
     assert main(args) == 0
     table = (out / "table.md").read_text()
-    expected = ["student", *(f"teacher:{t}" for t in TEACHERS), "union", *(f"policy:{name}" for name in POLICIES)]
+    expected = [
+        "student",
+        *(f"teacher:{t}" for t in TEACHERS),
+        "union",
+        *(f"policy:{name}" for name in sorted(POLICIES)),
+    ]
     results = json.loads((out / "results.json").read_text())
     assert list(results["seeds"][0]["conditions"]) == expected
     for condition in expected:
