@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
 from service.db import Base
@@ -22,6 +23,7 @@ from service.models import (
     Job,
     Sample,
     Student,
+    utcnow,
 )
 from service.students.checkpoint import CheckpointInfo
 
@@ -31,16 +33,24 @@ def _table(model: type[Base]) -> Table:
 
 
 def get_or_create_student(session: Session, info: CheckpointInfo) -> Student:
-    """The student row for this exact checkpoint content, created on first use."""
-    student = session.scalars(
-        select(Student).where(Student.path == info.path, Student.fingerprint == info.fingerprint)
-    ).one_or_none()
+    """The student row for this exact checkpoint content, created on first use.
+
+    INSERT ... ON CONFLICT DO NOTHING, then SELECT: concurrent first jobs with one new student (32 clients
+    in the load test) would otherwise race on the unique (path, fingerprint) and all but one fail.
+    """
+    where = (Student.path == info.path, Student.fingerprint == info.fingerprint)
+    student = session.scalars(select(Student).where(*where)).one_or_none()
     if student is None:
-        student = Student(
-            path=info.path, fingerprint=info.fingerprint, model_type=info.model_type, max_length=info.max_length
-        )
-        session.add(student)
-        session.flush()
+        values = {
+            "path": info.path,
+            "fingerprint": info.fingerprint,
+            "model_type": info.model_type,
+            "max_length": info.max_length,
+            "created_at": utcnow(),
+        }
+        insert_ = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(insert_(Student).values(values).on_conflict_do_nothing())
+        student = session.scalars(select(Student).where(*where)).one()
     return student
 
 
