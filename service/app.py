@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.db import dispose_engines, get_engine
 from service.errors import ConflictError, NotFoundError, UnavailableError
@@ -73,6 +74,19 @@ def create_app() -> FastAPI:
     @app.exception_handler(UnavailableError)
     async def _unavailable(_: Request, exc: UnavailableError) -> JSONResponse:
         return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Nothing was written (the request's transaction rolled back); the pool reconnects once the database is back.
+        cause = str(exc.orig).strip().splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
+        response = _error(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the database is unavailable; nothing was changed, retry later ({cause})",
+            dependency="database",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -138,6 +138,8 @@ class Chunk(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the sweep last re-sent the chunk's task (None: only the job's creation queued it).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Sample(Base):

@@ -6,16 +6,21 @@ worker app from the same `celery_config` so both sides always agree on broker, q
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from service.settings import Settings, get_settings
 
 SCORE_CHUNK_TASK = "frontier.score_chunk"
 FINALIZE_JOB_TASK = "frontier.finalize_job"
+
+log = logging.getLogger(__name__)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -68,12 +73,22 @@ def get_queue(settings: Settings | None = None) -> Celery:
     return app
 
 
-def enqueue_chunks(job_id: uuid.UUID, n_chunks: int, settings: Settings | None = None) -> None:
-    """Queue one scoring task per chunk of a job."""
+def send_chunks(job_id: uuid.UUID, indexes: Iterable[int], settings: Settings | None = None) -> None:
+    """Queue one scoring task per given chunk of a job; raises if the broker cannot be reached."""
     app = get_queue(settings)
     with app.producer_or_acquire() as producer:
-        for index in range(n_chunks):
+        for index in indexes:
             app.send_task(SCORE_CHUNK_TASK, args=[str(job_id), index], producer=producer)
+
+
+def enqueue_chunks(job_id: uuid.UUID, n_chunks: int, settings: Settings | None = None) -> None:
+    """Queue one scoring task per chunk of a new job; if the broker is down, the sweep queues them later."""
+    try:
+        send_chunks(job_id, range(n_chunks), settings)
+    except KombuOperationalError:
+        # The job is already committed: it is accepted, and the sweep re-sends chunks that wait past
+        # FRONTIER_CHUNK_TIMEOUT_S, so refusing the request now would only invite a duplicate job.
+        log.warning("job %s: broker unreachable, its %d chunks wait for the sweep", job_id, n_chunks, exc_info=True)
 
 
 def enqueue_finalize(job_id: uuid.UUID, settings: Settings | None = None) -> None:

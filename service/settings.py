@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # second of scoring), large enough that the ~20-40 ms of queue and database work per chunk stays small.
     chunk_size: int = Field(default=128, ge=1, le=100_000)
     batch_tokens: int | None = Field(default=None, ge=64)
+    # Stuck work (service.jobs.recovery): a chunk running this long without a result, or queued this long without
+    # being started, is re-queued. It must exceed the slowest chunk, student load included.
+    chunk_timeout_s: float = Field(default=1800.0, gt=0)
+    # Starts of one chunk before its job fails (a worker that dies on it every time must not loop forever).
+    max_chunk_attempts: int = Field(default=5, ge=1)
+    # How often each worker sweeps for stuck work; 0 turns the worker's sweeper off (`frontier sweep` remains).
+    sweep_interval_s: float = Field(default=60.0, ge=0)
     # Reuse scores across jobs (same candidate texts, student fingerprint, template and scoring version).
     score_cache: bool = True
     device: str = "auto"

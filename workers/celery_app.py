@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.db import dispose_engines
 from service.queue import celery_config
 from service.settings import get_settings
+from workers.sweeper import start_sweeper, stop_sweeper
 
 app = Celery("frontier", include=["workers.tasks"])
 app.conf.update(celery_config(get_settings()))
@@ -23,3 +24,14 @@ app.conf.update(celery_config(get_settings()))
 def _fresh_process(**_: Any) -> None:
     # A forked child must not reuse the parent's pooled database connections.
     dispose_engines()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_sweeper(**_: Any) -> None:
+    # In the main process, after the pool has forked: stuck work is found even while every child is busy.
+    start_sweeper(get_settings())
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_sweeper(**_: Any) -> None:
+    stop_sweeper()

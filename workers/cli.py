@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workers.commands.serve",
     "workers.commands.migrate",
     "workers.commands.report",
+    "workers.commands.sweep",
 )
 
 

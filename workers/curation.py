@@ -11,10 +11,12 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from service.db import session_scope
+from service.db import session_scope, unit_of_work
 from service.ingest import SampleRecord, candidate_texts
-from service.jobs import score_cache
+from service.jobs import recovery, score_cache
 from service.jobs import service as jobs
+from service.models import utcnow
+from service.queue import send_chunks
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -68,14 +70,15 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
     are). Safe to run more than once for the same chunk (redelivery): a done chunk is skipped, and writes
     are keyed by candidate. A non-transient error fails the job with its cause instead of raising.
     """
-    from workers.scoring.types import SCORING_VERSION, Candidate
-
     settings = settings or get_settings()
     with session_scope() as session:
-        work = jobs.claim_chunk(session, job_id, chunk_index)
+        work = recovery.claim_chunk(session, job_id, chunk_index, max_attempts=settings.max_chunk_attempts)
     if work is None:
         with session_scope() as session:
             return jobs.chunk_completes_job(session, job_id)
+    # Only now: a skipped delivery (chunk done, job cancelled) never pays for importing torch.
+    from workers.scoring.types import SCORING_VERSION, Candidate
+
     cache_key = {"fingerprint": work.student_fingerprint, "template": work.template, "scoring_version": SCORING_VERSION}
     hashes = [score_cache.text_hash(c.instruction, c.input, c.response) for c in work.candidates]
     cached: dict[str, dict[str, Any]] = {}
@@ -134,3 +137,31 @@ def record_failure(job_id: uuid.UUID, error: str) -> None:
     """Mark a job failed with `error` (used when a task gives up)."""
     with session_scope() as session:
         jobs.fail_job(session, job_id, error)
+
+
+def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
+    """Recover every stalled job (service.jobs.recovery), each in its own transaction; returns what was done.
+
+    Re-queued chunks are sent before their transaction commits: if the broker is down the transaction rolls
+    back, so the next sweep tries them again instead of waiting another timeout.
+    """
+    settings = settings or get_settings()
+    now = utcnow()
+    with session_scope() as session:
+        stalled = recovery.stalled_jobs(session, now=now, timeout_s=settings.chunk_timeout_s)
+    done: list[recovery.Recovery] = []
+    for job_id in stalled:
+        with unit_of_work() as uow:
+            result = recovery.recover_job(
+                uow.session,
+                job_id,
+                now=now,
+                timeout_s=settings.chunk_timeout_s,
+                max_attempts=settings.max_chunk_attempts,
+            )
+            if result.requeued:
+                send_chunks(job_id, result.requeued, settings)
+        if result.requeued or result.failed or result.finalized:
+            log.warning("sweep: job %s: %s", job_id, result)
+        done.append(result)
+    return done

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from celery import Task
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.queue import FINALIZE_JOB_TASK, SCORE_CHUNK_TASK, enqueue_finalize
@@ -15,11 +16,16 @@ from workers.celery_app import app
 log = logging.getLogger(__name__)
 
 # Worth retrying: the database or the broker was briefly unreachable. Anything else is a real failure.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, ConnectionError, TimeoutError)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    KombuOperationalError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 class CurationTask(Task):  # type: ignore[misc]
-    """Records a job's failure with its cause once a task has exhausted its retries or failed for good."""
+    """Records a job's failure with its cause once a task has failed for good (not for an outage)."""
 
     autoretry_for = TRANSIENT_ERRORS
     retry_backoff = 2
@@ -30,9 +36,14 @@ class CurationTask(Task):  # type: ignore[misc]
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
     ) -> None:
-        """Mark the job failed so it never stays `running` forever."""
+        """Mark the job failed so it never stays `running` forever; an outage leaves the chunk to the sweep."""
         from workers.curation import record_failure
 
+        if isinstance(exc, TRANSIENT_ERRORS):
+            # Retries ran out during an outage: failing the job would lose it to a blip. The sweep re-queues the
+            # chunk (or finalizes the job) after FRONTIER_CHUNK_TIMEOUT_S, and FRONTIER_MAX_CHUNK_ATTEMPTS bounds it.
+            log.warning("job %s: %s gave up on %s; left to the sweep", args[0], self.name, type(exc).__name__)
+            return
         try:
             record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
         except DBAPIError:

@@ -21,6 +21,7 @@ from service.models import (
     Decision,
     DecisionSet,
     Job,
+    JobStatus,
     Sample,
     Student,
     utcnow,
@@ -359,3 +360,30 @@ def score_values(candidate: Candidate) -> dict[str, Any]:
 def job_layouts(session: Session, job_id: uuid.UUID) -> list[str]:
     """The distinct record layouts of a job's samples."""
     return sorted(session.scalars(select(Sample.layout).where(Sample.job_id == job_id).distinct()).all())
+
+
+def stalled_jobs(session: Session, *, cutoff: datetime) -> list[uuid.UUID]:
+    """Unfinished jobs with a chunk running or waiting since before `cutoff`, or fully scored before it."""
+    # A pending chunk counts as queued when the job was created until the sweep re-sends it (queued_at).
+    stale_chunk = exists().where(
+        Chunk.job_id == Job.id,
+        ((Chunk.status == ChunkStatus.running) & (Chunk.started_at < cutoff))
+        | ((Chunk.status == ChunkStatus.pending) & (func.coalesce(Chunk.queued_at, Job.created_at) < cutoff)),
+    )
+    fully_scored = ~exists().where(Chunk.job_id == Job.id, Chunk.status != ChunkStatus.done)
+    statement = (
+        select(Job.id)
+        .where(
+            Job.status.in_([JobStatus.queued, JobStatus.running]),
+            stale_chunk | (fully_scored & (func.coalesce(Job.scored_at, Job.created_at) < cutoff)),
+        )
+        .order_by(Job.created_at)
+    )
+    return list(session.scalars(statement).all())
+
+
+def unfinished_chunks(session: Session, job_id: uuid.UUID) -> Sequence[Chunk]:
+    """The job's chunks that are not done, in index order."""
+    return session.scalars(
+        select(Chunk).where(Chunk.job_id == job_id, Chunk.status != ChunkStatus.done).order_by(Chunk.index)
+    ).all()

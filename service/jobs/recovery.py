@@ -1,0 +1,103 @@
+"""Stuck work: re-queue chunks whose worker is gone, fail a job whose chunk keeps failing, finalize a fully scored
+job whose finalize task was lost.
+
+Plain functions over a session (they flush, never commit): the worker's sweeper and `frontier sweep` call them
+through workers.curation.sweep, one job per transaction. Every change is made under the job's row lock, so any
+number of sweepers and workers may run at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from service.jobs import repository
+from service.jobs import service as jobs
+from service.models import FINISHED_STATUSES, ChunkStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What one sweep did to one job: chunks re-queued, the failure it recorded, or the finalize it ran."""
+
+    job_id: uuid.UUID
+    requeued: tuple[int, ...] = ()
+    failed: str | None = None
+    finalized: bool = False
+
+
+def stalled_jobs(session: Session, *, now: datetime, timeout_s: float) -> list[uuid.UUID]:
+    """Unfinished jobs with work that has made no progress for `timeout_s` seconds, oldest first."""
+    return repository.stalled_jobs(session, cutoff=now - timedelta(seconds=timeout_s))
+
+
+def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s: float, max_attempts: int) -> Recovery:
+    """Re-queue the job's stalled chunks, fail it when a stalled chunk is out of attempts, finalize it if scored.
+
+    A chunk `running` since before the timeout lost its worker (killed, or hung): it goes back to `pending`
+    and is re-sent, unless it has already been started `max_attempts` times, which fails the job with the
+    chunk as the cause. A chunk `pending` since before the timeout lost its message (a broker restarted
+    without persistence, or the broker was down when the job was created): it is re-sent. Re-sending work
+    that was merely slow is harmless: a done chunk is skipped and writes are idempotent.
+    """
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return Recovery(job_id)
+    cutoff = now - timedelta(seconds=timeout_s)
+    job = jobs.get_job(session, job_id)
+    chunks = repository.unfinished_chunks(session, job_id)
+    if not chunks:
+        scored_at = jobs.as_utc(job.scored_at or job.created_at)
+        assert scored_at is not None
+        if scored_at < cutoff and jobs.finalize_job(session, job_id):
+            return Recovery(job_id, finalized=True)
+        return Recovery(job_id)
+    requeued: list[int] = []
+    for chunk in chunks:
+        started_at = jobs.as_utc(chunk.started_at)
+        queued_at = jobs.as_utc(chunk.queued_at or job.created_at)
+        assert queued_at is not None
+        lost_worker = chunk.status == ChunkStatus.running and started_at is not None and started_at < cutoff
+        lost_message = chunk.status == ChunkStatus.pending and queued_at < cutoff
+        if not (lost_worker or lost_message):
+            continue
+        if lost_worker:
+            assert started_at is not None
+            if chunk.attempts >= max_attempts:
+                cause = (
+                    f"chunk {chunk.index}: no result after {chunk.attempts} attempts, the last started at "
+                    f"{started_at:%Y-%m-%d %H:%M:%S} UTC (its worker died or hung each time; "
+                    f"FRONTIER_CHUNK_TIMEOUT_S={timeout_s:g}, FRONTIER_MAX_CHUNK_ATTEMPTS={max_attempts})"
+                )
+                jobs.fail_job(session, job_id, cause, chunk_index=chunk.index)
+                return Recovery(job_id, failed=cause)
+            chunk.status = ChunkStatus.pending
+        chunk.queued_at = now
+        requeued.append(chunk.index)
+    session.flush()
+    return Recovery(job_id, requeued=tuple(requeued))
+
+
+def claim_chunk(session: Session, job_id: uuid.UUID, index: int, *, max_attempts: int) -> jobs.ChunkWork | None:
+    """Claim a chunk like jobs.claim_chunk, but fail its job instead once it has been started `max_attempts` times.
+
+    This is what stops a chunk that kills its worker (out of memory, a crash in native code) from being
+    redelivered forever: each delivery counts as an attempt before the scoring starts.
+    """
+    status = repository.lock_job(session, job_id)
+    if status is None or status in FINISHED_STATUSES:
+        return None
+    chunk = repository.get_chunk(session, job_id, index)
+    if chunk is not None and chunk.status != ChunkStatus.done and chunk.attempts >= max_attempts:
+        jobs.fail_job(
+            session,
+            job_id,
+            f"chunk {index}: started {chunk.attempts} times without a result (its worker died or lost the "
+            f"database each time; FRONTIER_MAX_CHUNK_ATTEMPTS={max_attempts})",
+            chunk_index=index,
+        )
+        return None
+    return jobs.claim_chunk(session, job_id, index)
