@@ -225,6 +225,8 @@ def local_deployment(database_url: str, broker_url: str, data_dir: Path) -> Iter
         "FRONTIER_BROKER_URL": broker_url,
         "FRONTIER_DATA_DIR": str(data_dir),
         "FRONTIER_GPU_QUEUE": f"load-{os.getpid()}",
+        # The clients send no keys; the API listens on loopback only.
+        "FRONTIER_AUTH": "none",
     }
     schema.upgrade(database_url)
     dispose_engines()

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from service.auth import AuthError
 from service.db import dispose_engines, get_engine
 from service.errors import ConflictError, NotFoundError, UnavailableError
 from service.ingest import DatasetError, LimitError
@@ -50,6 +51,12 @@ def create_app() -> FastAPI:
     @app.exception_handler(LimitError)
     async def _limit_error(_: Request, exc: LimitError) -> JSONResponse:
         return _error(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), line=exc.line, field=exc.field, limit=exc.limit)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        response = _error(status.HTTP_401_UNAUTHORIZED, str(exc))
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(CheckpointError)
     async def _checkpoint_error(_: Request, exc: CheckpointError) -> JSONResponse:

@@ -72,6 +72,30 @@ class DecisionValue(StrEnum):
     unscored = "unscored"
 
 
+class Tenant(Base):
+    """A team: owns API keys and jobs; one tenant never sees another's."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of a tenant: the SHA-256 of the key, found by its public prefix (service.auth)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Student(Base):
     """A student checkpoint as it was when a job used it: resolved path plus content fingerprint."""
 
@@ -90,9 +114,19 @@ class Job(Base):
     """One curation job: a dataset scored by one student and decided by one policy."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index(None, "created_at"),)
+    __table_args__ = (
+        Index(None, "created_at"),
+        Index(None, "tenant_id", "created_at"),
+        # One job per (tenant, Idempotency-Key); NULL keys never collide.
+        UniqueConstraint("tenant_id", "idempotency_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # None: the local tenant of a deployment without API keys.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # SHA-256 of what the request asked for, so a reused key with another request is a 409, not this job.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued)
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id"))
     policy: Mapped[str] = mapped_column(String(100))

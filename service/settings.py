@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     dtype: str = "auto"
     gpu_queue: str = "gpu"
 
+    # "keys": every /v1 request needs an API key (`frontier keys create`); "none": no keys, every caller is
+    # the local tenant, and `frontier serve` refuses a non-loopback address. Default: "none" on the embedded
+    # deployment (no FRONTIER_DATABASE_URL), "keys" otherwise.
+    auth: Literal["keys", "none"] | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether /v1 requests must carry an API key."""
+        return self.auth == "keys" if self.auth is not None else self.database_url is not None
 
     @property
     def limits(self) -> Limits:

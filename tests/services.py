@@ -164,7 +164,11 @@ class Deployment:
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
-    """Point this process's settings (and any child process started from it) at `env`."""
+    """Point this process's settings (and any child process started from it) at `env`.
+
+    Authentication is off unless `env` turns it on: the tests that are about API keys say so (test_auth.py).
+    """
+    env = {"FRONTIER_AUTH": "none", **env}
     for key in ("FRONTIER_DATABASE_URL", "FRONTIER_BROKER_URL"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():

@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workers.commands.migrate",
     "workers.commands.report",
     "workers.commands.sweep",
+    "workers.commands.keys",
 )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
@@ -55,6 +55,18 @@ def get_or_create_student(session: Session, info: CheckpointInfo) -> Student:
     return student
 
 
+def _of_tenant(tenant_id: int | None) -> ColumnElement[bool]:
+    """Jobs of this tenant; None is the local tenant of a deployment without API keys."""
+    return Job.tenant_id.is_(None) if tenant_id is None else Job.tenant_id == tenant_id
+
+
+def job_by_idempotency_key(session: Session, tenant_id: int | None, key: str) -> Job | None:
+    """The tenant's job created with this Idempotency-Key, with its student, or None."""
+    return session.scalars(
+        select(Job).options(joinedload(Job.student)).where(_of_tenant(tenant_id), Job.idempotency_key == key)
+    ).first()
+
+
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
     """The job with its student, or None."""
     return session.scalars(select(Job).options(joinedload(Job.student)).where(Job.id == job_id)).one_or_none()
@@ -71,10 +83,21 @@ def lock_job(session: Session, job_id: uuid.UUID) -> str | None:
 
 
 def list_jobs(
-    session: Session, *, status: str | None, before: tuple[datetime, uuid.UUID] | None, limit: int
+    session: Session,
+    *,
+    tenant_id: int | None,
+    status: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> Sequence[Job]:
-    """Jobs newest first, after an optional (created_at, id) keyset cursor."""
-    query = select(Job).options(joinedload(Job.student)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    """A tenant's jobs newest first, after an optional (created_at, id) keyset cursor."""
+    query = (
+        select(Job)
+        .options(joinedload(Job.student))
+        .where(_of_tenant(tenant_id))
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(Job.status == status)
     if before is not None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
-from service.deps import SettingsDep, UowDep
+from service.deps import CallerDep, SettingsDep, UowDep, job_access
 from service.ingest import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
 from service.jobs import exports, manifest, report
 from service.jobs import service as jobs
@@ -34,7 +35,8 @@ from service.jobs.schemas import (
 )
 from service.queue import enqueue_chunks
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# Every route needs the caller (an API key unless auth is off) and may only reach the caller's own jobs.
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(job_access)])
 
 DecisionSetParam = Annotated[
     int | None, Query(description="a decision set id of this job (GET .../decision-sets); default: the latest")
@@ -82,8 +84,15 @@ def _form_text(form: Any, name: str) -> str | None:
     openapi_extra=_CREATE_BODY,
     responses={413: {"description": "upload too large"}, 422: {"description": "bad dataset, student or policy"}},
 )
-async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> JobOut:
-    """Create a curation job from an uploaded dataset (multipart) or inline samples (JSON); 202 + the job."""
+async def create_job(request: Request, uow: UowDep, settings: SettingsDep, caller: CallerDep) -> JobOut:
+    """Create a curation job from an uploaded dataset (multipart) or inline samples (JSON); 202 + the job.
+
+    With an `Idempotency-Key` header, the same key and request return the job it created; the same key with
+    another request is a 409.
+    """
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not 0 < len(idempotency_key.strip()) <= 200:
+        raise DatasetError("expected 1 to 200 characters", field="Idempotency-Key")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise _too_large(int(length), settings.max_upload_bytes)
@@ -117,6 +126,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
                 raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
         name = upload.filename or ""
         records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name, limits=settings.limits)
+        content_digest = hashlib.sha256(data).hexdigest()
         dataset_format: str = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
         policy, template = _form_text(form, "policy"), _form_text(form, "template")
     else:
@@ -128,6 +138,9 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
         records = parse_records(body.samples, limits=settings.limits)
         student, params, policy, template = body.student, body.params, body.policy, body.template
         name, dataset_format = body.name, "json"
+        content_digest = hashlib.sha256(json.dumps(body.samples, sort_keys=True).encode()).hexdigest()
+    asked = [content_digest, name, dataset_format, student, policy, params, template]
+    request_hash = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
     job = await run_in_threadpool(
         jobs.create_job,
         uow,
@@ -139,6 +152,9 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
         template=template,
         dataset_name=name,
         dataset_format=dataset_format,
+        tenant_id=caller.tenant_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
         enqueue=lambda job_id, n_chunks: enqueue_chunks(job_id, n_chunks, settings),
     )
     return jobs.job_out(job)
@@ -147,12 +163,13 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep) -> Jo
 @router.get("", response_model=JobPage)
 def list_jobs(
     uow: UowDep,
+    caller: CallerDep,
     status_filter: Annotated[JobStatusName | None, Query(alias="status")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:
     """List jobs, newest first (keyset pagination)."""
-    return jobs.list_jobs(uow.session, status=status_filter, cursor=cursor, limit=limit)
+    return jobs.list_jobs(uow.session, tenant_id=caller.tenant_id, status=status_filter, cursor=cursor, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobOut)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.confidence import hedging_rate, strips_hedging
@@ -71,13 +72,22 @@ def create_job(
     template: str | None = None,
     dataset_name: str = "",
     dataset_format: str = "jsonl",
+    tenant_id: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
     enqueue: Callable[[uuid.UUID, int], None] | None = None,
 ) -> Job:
     """Validate the student, policy and template, store the job with its samples and candidates, then queue it.
 
     Raises CheckpointError, PolicyError or ValueError before anything is written; the chunks are queued only
     after the transaction commits (`enqueue(job_id, n_chunks)`), so a worker never sees a half-written job.
+    With an `idempotency_key` already used by this tenant, returns that job when `request_hash` matches (and
+    queues nothing) and raises ConflictError when it does not.
     """
+    if idempotency_key is not None:
+        earlier = repository.job_by_idempotency_key(uow.session, tenant_id, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, idempotency_key, request_hash)
     policy_impl, policy_params = resolve_params(policy or settings.default_policy, params)
     template = template or settings.template
     if template not in TEMPLATES:
@@ -91,6 +101,9 @@ def create_job(
     texts = [candidate_texts(record) for record in records]
     job = Job(
         id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
         status=JobStatus.queued,
         student_id=student.id,
         policy=policy_impl.name,
@@ -109,8 +122,16 @@ def create_job(
         scoring_seconds=0.0,
     )
     job.student = student
-    session.add(job)
-    session.flush()
+    try:
+        # A savepoint: a concurrent request with the same Idempotency-Key may have committed first.
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        earlier = repository.job_by_idempotency_key(session, tenant_id, idempotency_key or "")
+        if idempotency_key is None or earlier is None:
+            raise
+        return _replayed(earlier, idempotency_key, request_hash)
 
     sample_ids = repository.insert_samples(
         session,
@@ -155,6 +176,14 @@ def create_job(
     if enqueue is not None:
         job_id = job.id
         uow.after_commit(lambda: enqueue(job_id, n_chunks))
+    return job
+
+
+def _replayed(job: Job, idempotency_key: str, request_hash: str | None) -> Job:
+    if job.request_hash != request_hash:
+        raise ConflictError(
+            f"Idempotency-Key {idempotency_key!r} was already used for job {job.id} with a different request"
+        )
     return job
 
 
@@ -507,8 +536,10 @@ def _decode_cursor(cursor: str) -> str:
         raise ValueError("cursor: not a cursor this API issued") from exc
 
 
-def list_jobs(session: Session, *, status: str | None, cursor: str | None, limit: int) -> JobPage:
-    """Jobs newest first with keyset pagination on (created_at, id)."""
+def list_jobs(
+    session: Session, *, tenant_id: int | None, status: str | None, cursor: str | None, limit: int
+) -> JobPage:
+    """The tenant's jobs newest first with keyset pagination on (created_at, id)."""
     before = None
     if cursor is not None:
         created, _, job_id = _decode_cursor(cursor).partition("|")
@@ -516,7 +547,7 @@ def list_jobs(session: Session, *, status: str | None, cursor: str | None, limit
             before = (datetime.fromisoformat(created), uuid.UUID(job_id))
         except ValueError as exc:
             raise ValueError("cursor: not a cursor this API issued") from exc
-    jobs = repository.list_jobs(session, status=status, before=before, limit=limit + 1)
+    jobs = repository.list_jobs(session, tenant_id=tenant_id, status=status, before=before, limit=limit + 1)
     items = [job_out(job) for job in jobs[:limit]]
     next_cursor = None
     if len(jobs) > limit:

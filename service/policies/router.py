@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from service.deps import job_access
 from service.policies import describe_policies
 from service.policies.schemas import PolicyInfo
 
-router = APIRouter(prefix="/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/v1/policies", tags=["policies"], dependencies=[Depends(job_access)])
 
 
 @router.get("", response_model=list[PolicyInfo])

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service import schema
+    from service.auth import LOOPBACK_HOSTS
     from service.settings import get_settings
     from workers.local import local_worker
 
@@ -42,6 +43,20 @@ def run(args: argparse.Namespace) -> int:
     start_worker = settings.embedded_broker if args.worker is None else args.worker
     host = args.host or settings.api_host
     port = args.port or settings.api_port
+    if not settings.auth_required:
+        if host not in LOOPBACK_HOSTS:
+            print(
+                f"frontier: refusing to serve on {host} without API keys: anyone who can reach it could read and "
+                "cancel every job. Set FRONTIER_AUTH=keys (and create keys with `frontier keys create`) or bind "
+                "to 127.0.0.1.",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            "frontier: authentication is off (FRONTIER_AUTH=none or the embedded default): no API keys, every "
+            f"request acts as the local tenant; serving on loopback ({host}) only",
+            file=sys.stderr,
+        )
     print(
         f"frontier: database {'embedded SQLite under ' + str(settings.data_dir) if embedded_db else 'external'}, "
         f"broker {'embedded' if settings.embedded_broker else 'external'}, "
