@@ -54,6 +54,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A chunk being scored when the broker connection drops finishes and commits; its message comes back
+        # (or the sweep re-sends it) and is skipped as done. Cancelling it would throw the scores away.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
     }
 

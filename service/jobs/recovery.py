@@ -39,9 +39,10 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
 
     A chunk `running` since before the timeout lost its worker (killed, or hung): it goes back to `pending`
     and is re-sent, unless it has already been started `max_attempts` times, which fails the job with the
-    chunk as the cause. A chunk `pending` since before the timeout lost its message (a broker restarted
-    without persistence, or the broker was down when the job was created): it is re-sent. Re-sending work
-    that was merely slow is harmless: a done chunk is skipped and writes are idempotent.
+    chunk as the cause. When no chunk of the job has been claimed, finished or re-sent within the timeout,
+    its `pending` chunks lost their messages (a broker restarted without persistence, or was down when the
+    job was created): they are re-sent. Re-sending work that was merely slow or queued behind other jobs is
+    harmless: a done chunk is skipped and writes are idempotent.
     """
     status = repository.lock_job(session, job_id)
     if status is None or status in FINISHED_STATUSES:
@@ -55,13 +56,16 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
         if scored_at < cutoff and jobs.finalize_job(session, job_id):
             return Recovery(job_id, finalized=True)
         return Recovery(job_id)
+    # While any chunk of the job is claimed or finished within the timeout, its pending chunks are still being
+    # taken from the queue in order: re-sending them would only duplicate messages.
+    last_activity = jobs.as_utc(repository.last_chunk_activity(session, job_id) or job.created_at)
+    assert last_activity is not None
+    stalled = last_activity < cutoff
     requeued: list[int] = []
     for chunk in chunks:
         started_at = jobs.as_utc(chunk.started_at)
-        queued_at = jobs.as_utc(chunk.queued_at or job.created_at)
-        assert queued_at is not None
         lost_worker = chunk.status == ChunkStatus.running and started_at is not None and started_at < cutoff
-        lost_message = chunk.status == ChunkStatus.pending and queued_at < cutoff
+        lost_message = chunk.status == ChunkStatus.pending and stalled
         if not (lost_worker or lost_message):
             continue
         if lost_worker:

@@ -386,23 +386,39 @@ def job_layouts(session: Session, job_id: uuid.UUID) -> list[str]:
 
 
 def stalled_jobs(session: Session, *, cutoff: datetime) -> list[uuid.UUID]:
-    """Unfinished jobs with a chunk running or waiting since before `cutoff`, or fully scored before it."""
-    # A pending chunk counts as queued when the job was created until the sweep re-sends it (queued_at).
-    stale_chunk = exists().where(
+    """Unfinished jobs with a chunk running since before `cutoff`, pending chunks but no progress since, or fully
+    scored before it (their finalize lost)."""
+    lost_worker = exists().where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.running, Chunk.started_at < cutoff)
+    # Progress: any chunk of the job claimed, finished or re-sent since the cutoff.
+    recent = exists().where(
         Chunk.job_id == Job.id,
-        ((Chunk.status == ChunkStatus.running) & (Chunk.started_at < cutoff))
-        | ((Chunk.status == ChunkStatus.pending) & (func.coalesce(Chunk.queued_at, Job.created_at) < cutoff)),
+        (Chunk.started_at >= cutoff) | (Chunk.finished_at >= cutoff) | (Chunk.queued_at >= cutoff),
     )
+    waiting = exists().where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.pending)
     fully_scored = ~exists().where(Chunk.job_id == Job.id, Chunk.status != ChunkStatus.done)
     statement = (
         select(Job.id)
         .where(
             Job.status.in_([JobStatus.queued, JobStatus.running]),
-            stale_chunk | (fully_scored & (func.coalesce(Job.scored_at, Job.created_at) < cutoff)),
+            Job.created_at < cutoff,
+            lost_worker
+            | (waiting & ~recent)
+            | (fully_scored & (func.coalesce(Job.scored_at, Job.created_at) < cutoff)),
         )
         .order_by(Job.created_at)
     )
     return list(session.scalars(statement).all())
+
+
+def last_chunk_activity(session: Session, job_id: uuid.UUID) -> datetime | None:
+    """When any chunk of the job was last claimed, finished or re-sent (None if never)."""
+    row = session.execute(
+        select(func.max(Chunk.started_at), func.max(Chunk.finished_at), func.max(Chunk.queued_at)).where(
+            Chunk.job_id == job_id
+        )
+    ).one()
+    moments = [moment for moment in row if moment is not None]
+    return max(moments) if moments else None
 
 
 def unfinished_chunks(session: Session, job_id: uuid.UUID) -> Sequence[Chunk]:

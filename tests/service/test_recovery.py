@@ -90,6 +90,31 @@ def test_a_chunk_whose_worker_is_gone_is_requeued_after_the_timeout(
     assert chunk_rows(job_id)[0] == (0, "running", 2)
 
 
+def test_pending_chunks_are_resent_only_once_their_job_stops_making_progress(
+    deployment: Deployment, client: TestClient, small_student: Path
+) -> None:
+    job_id = new_job(client, small_student)
+    with session_scope() as session:
+        # A job that waited in the queue for a long time before its first chunk was taken.
+        jobs.get_job(session, job_id).created_at = created_at(job_id) - timedelta(seconds=3 * TIMEOUT_S)
+    work = claim(job_id, 0)
+    assert work is not None
+    with session_scope() as session:
+        jobs.record_chunk_scores(
+            session,
+            job_id,
+            0,
+            [{"id": c.id, "status": "unscored", "error": "test"} for c in work.candidates],
+            scoring_seconds=0.0,
+        )
+        finished_at = jobs.as_utc(session.scalars(select(Chunk.finished_at).where(Chunk.job_id == job_id)).first())
+    assert finished_at is not None
+    # Chunks are being taken: the pending ones are still on their way through the queue.
+    assert recover(job_id, finished_at + timedelta(seconds=TIMEOUT_S / 2)) == recovery.Recovery(job_id)
+    # No chunk taken for a whole timeout: their messages are lost, and they are re-sent.
+    assert recover(job_id, finished_at + timedelta(seconds=TIMEOUT_S + 1)).requeued == (1, 2)
+
+
 def test_a_chunk_that_keeps_losing_its_worker_fails_the_job_with_its_cause(
     deployment: Deployment, client: TestClient, small_student: Path
 ) -> None:
