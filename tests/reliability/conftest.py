@@ -439,3 +439,17 @@ def assert_decided_exactly_once(stack: Stack, job_id: uuid.UUID, n_samples: int)
         "SELECT count(*), count(DISTINCT sample_id) FROM decisions WHERE job_id = %s", job_id
     )
     assert (sets, decisions, samples_decided) == (1, n_samples, n_samples)
+
+
+def job_finished(stack: Stack, job_id: uuid.UUID) -> str | None:
+    """The job's status once it has finished, else None."""
+    status = stack.job_status(job_id)
+    return status if status in {"succeeded", "failed", "cancelled"} else None
+
+
+def wait_decided_exactly_once(stack: Stack, worker: Worker, jobs: dict[uuid.UUID, int], timeout: float) -> None:
+    """Wait for each job (id -> samples) to finish; each must succeed with every sample decided exactly once."""
+    for job_id, n_samples in jobs.items():
+        status = wait_until(lambda j=job_id: job_finished(stack, j), timeout, f"job {job_id} to finish")
+        assert status == "succeeded", worker.tail()
+        assert_decided_exactly_once(stack, job_id, n_samples)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.reliability.conftest import Stack, assert_decided_exactly_once, create_job, wait_until
+from tests.reliability.conftest import Stack, create_job, wait_decided_exactly_once, wait_until
 from tests.services import as_jsonl, example_records
 
 pytestmark = pytest.mark.slow
@@ -18,11 +18,6 @@ pytestmark = pytest.mark.slow
 JOB_TIMEOUT_S = 240.0
 # The sweep re-sends what the restarted broker lost once it has waited this long.
 CHUNK_TIMEOUT_S = "10"
-
-
-def finished(stack: Stack, job_id: uuid.UUID) -> str | None:
-    status = stack.job_status(job_id)
-    return status if status in {"succeeded", "failed", "cancelled"} else None
 
 
 def chunks_done(stack: Stack, job_id: uuid.UUID) -> int:
@@ -46,12 +41,8 @@ def test_redis_restarted_mid_job_loses_no_job(stack: Stack, client: TestClient, 
     stack.redis.start()
     restarted_at = time.monotonic()
 
-    for job_id in (running, accepted):
-        status = wait_until(lambda j=job_id: finished(stack, j), JOB_TIMEOUT_S, f"job {job_id} to finish")
-        assert status == "succeeded", worker.tail()
+    wait_decided_exactly_once(stack, worker, {running: 24, accepted: 8}, JOB_TIMEOUT_S)
     recovered_s = round(time.monotonic() - restarted_at, 2)
-    assert_decided_exactly_once(stack, running, 24)
-    assert_decided_exactly_once(stack, accepted, 8)
     assert client.get("/readyz").status_code == 200
     assert "sweep: job" in worker.log.read_text()
     outage_s = round(restarted_at - stopped_at, 2)
@@ -85,12 +76,8 @@ def test_postgres_stopped_answers_503_recovers_by_itself_and_loses_no_job(
     ready_s = round(time.monotonic() - restarted_at, 2)
     accepted = create_job(client, small_student, 8, start=136)
 
-    for job_id in (running, accepted):
-        status = wait_until(lambda j=job_id: finished(stack, j), JOB_TIMEOUT_S, f"job {job_id} to finish")
-        assert status == "succeeded", worker.tail()
+    wait_decided_exactly_once(stack, worker, {running: 24, accepted: 8}, JOB_TIMEOUT_S)
     recovered_s = round(time.monotonic() - restarted_at, 2)
-    assert_decided_exactly_once(stack, running, 24)
-    assert_decided_exactly_once(stack, accepted, 8)
     # The worker met the outage (its tasks retried on OperationalError) and came through it.
     assert "OperationalError" in worker.log.read_text()
     outage_s = round(restarted_at - stopped_at, 2)

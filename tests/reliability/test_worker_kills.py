@@ -21,7 +21,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import get_settings
-from tests.reliability.conftest import ChunkState, Stack, assert_decided_exactly_once, create_job, wait_until
+from tests.reliability.conftest import (
+    ChunkState,
+    Stack,
+    assert_decided_exactly_once,
+    create_job,
+    job_finished,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +46,6 @@ def running_chunk(stack: Stack, job_id: uuid.UUID, since: datetime, attempts: in
 
 def chunk_done(stack: Stack, job_id: uuid.UUID, index: int) -> bool:
     return stack.chunks(job_id)[index].status == "done"
-
-
-def finished(stack: Stack, job_id: uuid.UUID) -> str | None:
-    status = stack.job_status(job_id)
-    return status if status in {"succeeded", "failed", "cancelled"} else None
 
 
 def seconds_since(moment: datetime, later: datetime) -> float:
@@ -119,7 +121,9 @@ def test_a_pool_process_killed_at_five_points_of_a_job_loses_and_duplicates_noth
         assert stack.job_status(job_id) == "running"
         kill("finalize, before its commit (decisions computed, insert blocked)", None)
 
-    assert wait_until(lambda: finished(stack, job_id), JOB_TIMEOUT_S, "the job to finish") == "succeeded", worker.tail()
+    assert wait_until(lambda: job_finished(stack, job_id), JOB_TIMEOUT_S, "the job to finish") == "succeeded", (
+        worker.tail()
+    )
     assert_decided_exactly_once(stack, job_id, n_samples)
     chunks = {chunk.index: chunk for chunk in stack.chunks(job_id)}
     # Each chunk killed before its commit was scored once more; the one killed after its commit was not.
@@ -153,7 +157,7 @@ def test_a_worker_gone_for_good_has_its_chunk_requeued_by_the_sweep(
     assert stack.chunks(job_id)[stuck.index].status == "running"
 
     second = stack.start_worker(CHUNK_TIMEOUT_S="3", SWEEP_INTERVAL_S="0.5")
-    status = wait_until(lambda: finished(stack, job_id), JOB_TIMEOUT_S, "the job to finish")
+    status = wait_until(lambda: job_finished(stack, job_id), JOB_TIMEOUT_S, "the job to finish")
     assert status == "succeeded", second.tail()
     assert_decided_exactly_once(stack, job_id, n_samples)
     chunk = stack.chunks(job_id)[stuck.index]
@@ -176,7 +180,7 @@ def test_a_chunk_that_kills_its_worker_every_time_fails_the_job_with_its_cause(
         worker.kill_child()
         since = datetime.now(UTC)
     # The fourth delivery finds the chunk out of attempts: the job fails instead of looping forever.
-    assert wait_until(lambda: finished(stack, job_id), 60, "the job to fail") == "failed"
+    assert wait_until(lambda: job_finished(stack, job_id), 60, "the job to fail") == "failed"
     [(error,)] = stack.query("SELECT error FROM jobs WHERE id = %s", job_id)
     assert error.startswith("chunk 0: started 3 times without a result")
     assert "FRONTIER_MAX_CHUNK_ATTEMPTS=3" in error
