@@ -170,7 +170,9 @@ def test_a_worker_gone_for_good_has_its_chunk_requeued_by_the_sweep(
 def test_a_chunk_that_kills_its_worker_every_time_fails_the_job_with_its_cause(
     stack: Stack, client: TestClient, small_student: Path
 ) -> None:
-    worker = stack.start_worker(SWEEP_INTERVAL_S="0", MAX_CHUNK_ATTEMPTS="3")
+    # The sweeper runs (and never times the chunk out): the main process forks each replacement pool process
+    # while its sweeper thread is alive.
+    worker = stack.start_worker(SWEEP_INTERVAL_S="0.2", CHUNK_TIMEOUT_S="600", MAX_CHUNK_ATTEMPTS="3")
     since = datetime.now(UTC)
     job_id = create_job(client, small_student, 8, start=64)
     for attempt in (1, 2, 3):
