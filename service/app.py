@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -17,6 +19,7 @@ from service.db import dispose_engines, get_engine
 from service.errors import ConflictError, NotFoundError, UnavailableError
 from service.ingest import DatasetError, LimitError
 from service.jobs.router import router as jobs_router
+from service.metrics import REQUEST_LATENCY, render
 from service.policies import PolicyError
 from service.policies.router import router as policies_router
 from service.queue import check_broker
@@ -43,6 +46,20 @@ def create_app() -> FastAPI:
     )
     app.include_router(jobs_router)
     app.include_router(policies_router)
+
+    @app.middleware("http")
+    async def _time_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the path: one series per endpoint, not one per job id.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUEST_LATENCY.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        """Prometheus metrics: jobs by state, candidates and tokens scored, engine time, queue depth, latency."""
+        return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(DatasetError)
     async def _dataset_error(_: Request, exc: DatasetError) -> JSONResponse:
