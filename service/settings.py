@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_chunk_attempts: int = Field(default=5, ge=1)
     # How often each worker sweeps for stuck work; 0 turns the worker's sweeper off (`frontier sweep` remains).
     sweep_interval_s: float = Field(default=60.0, ge=0)
+    # "json": one JSON object per log line with job ids (service.logs), for log pipelines; "text" for people.
+    log_format: Literal["text", "json"] = "text"
     # Reuse scores across jobs (same candidate texts, student fingerprint, template and scoring version).
     score_cache: bool = True
     device: str = "auto"

@@ -6,12 +6,20 @@ is loaded lazily by the first task in each worker process, never in the parent b
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from service.db import dispose_engines
+from service.logs import JsonFormatter
 from service.queue import celery_config
 from service.settings import get_settings
 from workers.sweeper import start_sweeper, stop_sweeper
@@ -35,3 +43,12 @@ def _start_sweeper(**_: Any) -> None:
 @worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _stop_sweeper(**_: Any) -> None:
     stop_sweeper()
+
+
+@after_setup_logger.connect  # type: ignore[untyped-decorator]
+@after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _json_logs(logger: logging.Logger, **_: Any) -> None:
+    # Celery sets up its own handlers; with FRONTIER_LOG_FORMAT=json they write JSON lines instead.
+    if get_settings().log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())

@@ -100,7 +100,7 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
     except Exception as exc:
         if type(exc).__name__ in _TRANSIENT_NAMES:
             raise
-        log.exception("job %s chunk %s failed", job_id, chunk_index)
+        log.exception("job %s chunk %s failed", job_id, chunk_index, extra={"job_id": job_id, "chunk": chunk_index})
         with session_scope() as session:
             jobs.fail_job(session, job_id, f"chunk {chunk_index}: {type(exc).__name__}: {exc}", chunk_index=chunk_index)
         return False
@@ -162,6 +162,6 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
             if result.requeued:
                 send_chunks(job_id, result.requeued, settings)
         if result.requeued or result.failed or result.finalized:
-            log.warning("sweep: job %s: %s", job_id, result)
+            log.warning("sweep: job %s: %s", job_id, result, extra={"job_id": job_id})
         done.append(result)
     return done

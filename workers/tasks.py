@@ -42,13 +42,19 @@ class CurationTask(Task):  # type: ignore[misc]
         if isinstance(exc, TRANSIENT_ERRORS):
             # Retries ran out during an outage: failing the job would lose it to a blip. The sweep re-queues the
             # chunk (or finalizes the job) after FRONTIER_CHUNK_TIMEOUT_S, and FRONTIER_MAX_CHUNK_ATTEMPTS bounds it.
-            log.warning("job %s: %s gave up on %s; left to the sweep", args[0], self.name, type(exc).__name__)
+            log.warning(
+                "job %s: %s gave up on %s; left to the sweep",
+                args[0],
+                self.name,
+                type(exc).__name__,
+                extra={"job_id": args[0], "task": self.name},
+            )
             return
         try:
             record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
         except DBAPIError:
             # The database itself is what failed; the job stays as it was and the error is in the worker log.
-            log.exception("could not record the failure of job %s", args[0])
+            log.exception("could not record the failure of job %s", args[0], extra={"job_id": args[0]})
 
 
 @app.task(name=SCORE_CHUNK_TASK, base=CurationTask)  # type: ignore[untyped-decorator]

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from service import schema
     from service.auth import LOOPBACK_HOSTS
+    from service.logs import configure as configure_logs
     from service.settings import get_settings
     from workers.local import local_worker
 
@@ -63,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
         f"local worker {'on' if start_worker else 'off'}; API at http://{host}:{port} (docs: /docs)",
         file=sys.stderr,
     )
+    # JSON logs: our root handler for everything, uvicorn's included (its own config would print text).
+    log_config: dict[str, Any] | None = uvicorn.config.LOGGING_CONFIG
+    if settings.log_format == "json":
+        configure_logs("json")
+        log_config = None
     if not start_worker:
-        uvicorn.run("service.app:create_app", factory=True, host=host, port=port)
+        uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=log_config)
         return 0
     with local_worker(settings):
-        uvicorn.run("service.app:create_app", factory=True, host=host, port=port)
+        uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=log_config)
     return 0
