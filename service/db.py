@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -127,3 +128,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     """A committing session scope for code that has nothing to defer (tasks, CLI)."""
     with unit_of_work(url) as uow:
         yield uow.session
+
+
+def insert_ignoring_conflicts(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING on the session's backend (Postgres or SQLite): first writer wins."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()

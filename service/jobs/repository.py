@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Row, Table, bindparam, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
-from service.db import Base
+from service.db import Base, insert_ignoring_conflicts
 from service.models import (
     SCORE_FIELDS,
     Candidate,
@@ -49,8 +48,7 @@ def get_or_create_student(session: Session, info: CheckpointInfo) -> Student:
             "max_length": info.max_length,
             "created_at": utcnow(),
         }
-        insert_ = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        session.execute(insert_(Student).values(values).on_conflict_do_nothing())
+        session.execute(insert_ignoring_conflicts(session, Student).values(values))
         student = session.scalars(select(Student).where(*where)).one()
     return student
 

@@ -15,9 +15,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.db import insert_ignoring_conflicts
 from service.models import ScoreCacheEntry, utcnow
 
 # Bound parameters per IN (...) query: far below SQLite's 32,766 and Postgres' 65,535 limits.
@@ -76,6 +76,4 @@ def store(
         }
         for key, scores in entries.items()
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(ScoreCacheEntry).on_conflict_do_nothing(), rows)
+    session.execute(insert_ignoring_conflicts(session, ScoreCacheEntry), rows)
