@@ -18,12 +18,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from service.settings import get_settings
-from tests.service.test_jobs_api import row_counts
-from tests.services import TEST_QUEUE, Deployment
+from tests.service.test_jobs_api import queued, row_counts
+from tests.services import Deployment
 
 GOOD: dict[str, Any] = {"id": "a", "instruction": "Add 2 and 3.", "response": "5"}
 
@@ -238,14 +237,6 @@ def students(tmp_path_factory: pytest.TempPathFactory, small_student: Path) -> S
     (root / "remote" / "config.json").write_text(json.dumps(config))
     os.symlink(outside, root / "escape")
     return Students(good=root / "good", root=root, outside=outside)
-
-
-def queued(deployment: Deployment) -> int:
-    """Chunk messages waiting on the broker."""
-    if deployment.name == "postgres":
-        return int(redis.Redis.from_url(deployment.env["FRONTIER_BROKER_URL"]).llen(TEST_QUEUE))
-    folder = deployment.settings.broker_folder / "queue"
-    return len(list(folder.iterdir())) if folder.exists() else 0
 
 
 @pytest.mark.parametrize("name", list(CASES))
