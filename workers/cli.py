@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workers.commands.report",
     "workers.commands.sweep",
     "workers.commands.keys",
+    "workers.commands.jobs",
 )
 
 

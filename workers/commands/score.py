@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from service.ingest import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
 from service.settings import get_settings
 from service.students.checkpoint import CheckpointError, inspect_checkpoint
+from workers.commands.progress import ProgressBar
 
 # Candidates scored per engine call: large enough for good batches, small enough to bound memory.
 CANDIDATES_PER_CALL = 4096
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [(record, text) for record in records for text in candidate_texts(record)]
     started = time.perf_counter()
-    bar = _ProgressBar(len(rows), sys.stderr)
+    bar = ProgressBar(len(rows), sys.stderr)
     counts = {"scored": 0, "unscored": 0}
     with _atomic_output(args.out) as handle:
         for chunk in _chunks(rows, CANDIDATES_PER_CALL):
@@ -134,38 +135,3 @@ def _positive_int(value: str) -> int:
 def _fail(message: str) -> int:
     print(f"frontier score: error: {message}", file=sys.stderr)
     return 2
-
-
-class _ProgressBar:
-    """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.started = time.perf_counter()
-
-    def tracker(self, chunk_size: int) -> Callable[[int, int], None]:
-        """A progress callback for one engine call over the next `chunk_size` candidates."""
-        base = self.done
-        return lambda batches_done, batches: self.update(base + chunk_size * batches_done // batches)
-
-    def update(self, done: int) -> None:
-        self.done = done
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        filled = int(30 * self.done / self.total)
-        self.stream.write(
-            f"\rscoring [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
-            f"candidates {rate:.1f}/s eta {eta:.0f}s"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -1,0 +1,386 @@
+"""A typed Python client of the v1 API: submit a dataset, follow the job, read its decisions, download the result.
+
+    with Client.from_env() as frontier:                     # FRONTIER_SERVER, FRONTIER_API_KEY
+        job = frontier.submit("data.jsonl", student="/models/student")
+        job = frontier.wait(job.id, progress=lambda job: print(job.progress.scored))
+        frontier.export(job.id, "retained.parquet", format="parquet")
+
+Responses are the API's own pydantic models (service.jobs.schemas); refusals are `FrontierError`s that carry the
+server's message, by status: 401 `AuthenticationError`, 404 `NotFoundError`, 409 `ConflictError`, 413
+`TooLargeError`, 422 `BadRequestError` (with the dataset line and field where the server names them), anything else
+`ServerError`, and no answer at all `ServerUnreachableError`. Imports only httpx and the schemas: no torch, no
+database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from service.jobs.schemas import (
+    DecisionName,
+    DecisionSetList,
+    DecisionSetOut,
+    JobOut,
+    JobPage,
+    JobStatusName,
+    ReportOut,
+    SampleOut,
+    SamplePage,
+    WhatIfOut,
+)
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# The server's page size limit (FRONTIER_PAGE_LIMIT_MAX defaults to 500): fewer round trips when iterating.
+PAGE_SIZE = 500
+CHUNK_BYTES = 1024 * 1024
+
+ExportFormat = Literal["jsonl", "parquet"]
+ExportDecision = Literal["retained", "rejected", "unscored", "all"]
+Template = Literal["plain", "chat", "alpaca"]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class FrontierError(Exception):
+    """A request the server refused or could not answer; `status` is the HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None, line: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.line = line
+        self.field = field
+
+
+class ServerUnreachableError(FrontierError):
+    """Nothing answered at the server's address."""
+
+
+class AuthenticationError(FrontierError):
+    """401: the API key is missing, unknown or revoked."""
+
+
+class NotFoundError(FrontierError):
+    """404: no such job or sample (or another tenant's)."""
+
+
+class ConflictError(FrontierError):
+    """409: the job's state does not allow it (e.g. exporting a running job), or an Idempotency-Key reused."""
+
+
+class TooLargeError(FrontierError):
+    """413: the upload or dataset is over a limit; the message names the FRONTIER_* setting."""
+
+
+class BadRequestError(FrontierError):
+    """422: bad dataset, student, policy or parameters; `line` and `field` point into the dataset."""
+
+
+class ServerError(FrontierError):
+    """Any other refusal: 5xx (503: the database or broker is down), or an unexpected status."""
+
+
+_BY_STATUS: dict[int, type[FrontierError]] = {
+    401: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: TooLargeError,
+}
+
+
+class Client:
+    """A connection to one Frontier server, optionally with an API key (sent as `Authorization: Bearer`)."""
+
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # A short connect timeout: a server that is not running should say so at once, not after a minute.
+        self._http = httpx.Client(
+            base_url=self.server,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+        )
+
+    @classmethod
+    def from_env(cls, server: str | None = None, api_key: str | None = None, **options: Any) -> Client:
+        """A client for `server` and `api_key`, else FRONTIER_SERVER and FRONTIER_API_KEY, else the local default."""
+        return cls(
+            server or os.environ.get("FRONTIER_SERVER") or DEFAULT_SERVER,
+            api_key or os.environ.get("FRONTIER_API_KEY") or None,
+            **options,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        data: str | Path,
+        *,
+        student: str,
+        policy: str | None = None,
+        params: dict[str, Any] | None = None,
+        template: Template | None = None,
+        format: ExportFormat | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobOut:
+        """Upload a JSONL or Parquet dataset as a new job for `student` (a checkpoint path on the server's side)."""
+        path = Path(data)
+        fields = {"student": student, "policy": policy, "template": template, "format": format}
+        form = {name: value for name, value in fields.items() if value is not None}
+        if params is not None:
+            form["params"] = json.dumps(params)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        with path.open("rb") as handle:
+            files = {"file": (path.name, handle, "application/octet-stream")}
+            response = self._request("POST", "/v1/jobs", files=files, data=form, headers=headers)
+        return JobOut.model_validate_json(response.content)
+
+    def jobs(self, *, status: JobStatusName | None = None, limit: int | None = None) -> Iterator[JobOut]:
+        """Every job (of the caller's tenant), newest first, fetched a page at a time; at most `limit`."""
+        params = {"status": status} if status else {}
+        yield from self._pages("/v1/jobs", JobPage, params, limit)
+
+    def job(self, job_id: uuid.UUID | str) -> JobOut:
+        """A job's status, progress, counts, student, policy, timings and error."""
+        return self._get(f"/v1/jobs/{job_id}", JobOut)
+
+    def cancel(self, job_id: uuid.UUID | str) -> JobOut:
+        """Cancel a queued or running job (ConflictError once it has finished)."""
+        return JobOut.model_validate_json(self._request("POST", f"/v1/jobs/{job_id}/cancel").content)
+
+    def wait(
+        self,
+        job_id: uuid.UUID | str,
+        *,
+        progress: Callable[[JobOut], None] | None = None,
+        poll_seconds: float = 1.0,
+        timeout: float | None = None,
+    ) -> JobOut:
+        """Poll until the job has finished (succeeded, failed or cancelled), calling `progress` with every poll."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if progress is not None:
+                progress(job)
+            if job.status in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:.0f}s")
+            time.sleep(poll_seconds)
+
+    # -- decisions --------------------------------------------------------------------------------------------
+
+    def samples(
+        self,
+        job_id: uuid.UUID | str,
+        *,
+        decision: DecisionName | None = None,
+        reason: str | None = None,
+        teacher: str | None = None,
+        chosen: str | None = None,
+        decision_set: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[SampleOut]:
+        """The job's samples in input order, filtered, with every candidate's scores; at most `limit`."""
+        wanted = {
+            "decision": decision,
+            "reason": reason,
+            "teacher": teacher,
+            "chosen": chosen,
+            "decision_set": decision_set,
+        }
+        params = {name: value for name, value in wanted.items() if value is not None}
+        yield from self._pages(f"/v1/jobs/{job_id}/samples", SamplePage, params, limit)
+
+    def sample(self, job_id: uuid.UUID | str, sample_id: str, *, decision_set: int | None = None) -> SampleOut:
+        """One sample: every candidate's texts and scores, the decision, the chosen candidate and the reason."""
+        params = {"decision_set": decision_set} if decision_set is not None else {}
+        return self._get(f"/v1/jobs/{job_id}/samples/{sample_id}", SampleOut, params)
+
+    def decide(self, job_id: uuid.UUID | str, policy: str, params: dict[str, Any] | None = None) -> DecisionSetOut:
+        """Run `policy` over the job's stored scores as a new decision set (no rescoring); it becomes the latest."""
+        body = {"policy": policy, "params": params}
+        return DecisionSetOut.model_validate_json(self._request("POST", f"/v1/jobs/{job_id}/decide", json=body).content)
+
+    def decision_sets(self, job_id: uuid.UUID | str) -> list[DecisionSetOut]:
+        """The job's decision sets, oldest (its own) first."""
+        return self._get(f"/v1/jobs/{job_id}/decision-sets", DecisionSetList).items
+
+    def what_if(
+        self,
+        job_id: uuid.UUID | str,
+        policy: str,
+        param: str,
+        values: list[Any],
+        params: dict[str, Any] | None = None,
+    ) -> WhatIfOut:
+        """Retained fraction and per-teacher acceptance at each value of one policy parameter; nothing is written."""
+        body = {"policy": policy, "params": params, "sweep": {"param": param, "values": values}}
+        return WhatIfOut.model_validate_json(self._request("POST", f"/v1/jobs/{job_id}/what-if", json=body).content)
+
+    def report(self, job_id: uuid.UUID | str, *, decision_set: int | None = None) -> ReportOut:
+        """The teacher comparison: acceptance, score distributions, frontier zones and the ranking."""
+        params = {"decision_set": decision_set} if decision_set is not None else {}
+        return self._get(f"/v1/jobs/{job_id}/report", ReportOut, params)
+
+    def report_markdown(self, job_id: uuid.UUID | str, *, decision_set: int | None = None) -> str:
+        """The teacher comparison as Markdown."""
+        params: dict[str, Any] = {"format": "markdown"}
+        if decision_set is not None:
+            params["decision_set"] = decision_set
+        return self._request("GET", f"/v1/jobs/{job_id}/report", params=params).text
+
+    # -- export -----------------------------------------------------------------------------------------------
+
+    def export(
+        self,
+        job_id: uuid.UUID | str,
+        out: str | Path,
+        *,
+        format: ExportFormat = "jsonl",
+        decision: ExportDecision = "retained",
+        scores: bool = False,
+        bundle: bool = False,
+        decision_set: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream the curated dataset into `out` (a zip with `bundle`); returns the bytes written.
+
+        The file appears only when complete: it is written beside `out` under a temporary name and renamed, so
+        a refusal or a dropped connection leaves nothing behind. `progress` gets the bytes written so far.
+        """
+        params: dict[str, Any] = {"format": format, "decision": decision, "scores": scores, "bundle": bundle}
+        if decision_set is not None:
+            params["decision_set"] = decision_set
+        target = Path(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Not mkstemp: its 0600 mode would stay on the renamed file; "x" makes the name ours alone, umask applies.
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        written = 0
+        try:
+            with open(temporary, "xb") as handle, self._stream(f"/v1/jobs/{job_id}/export", params) as blocks:
+                for block in blocks:
+                    handle.write(block)
+                    written += len(block)
+                    if progress is not None:
+                        progress(written)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return written
+
+    # -- transport --------------------------------------------------------------------------------------------
+
+    def _get(self, path: str, model: type[Model], params: dict[str, Any] | None = None) -> Model:
+        return model.model_validate_json(self._request("GET", path, params=params).content)
+
+    def _pages(
+        self, path: str, page: type[JobPage] | type[SamplePage], params: dict[str, Any], limit: int | None
+    ) -> Iterator[Any]:
+        """Items of a keyset-paginated listing, following `next_cursor` until the end or `limit`."""
+        seen = 0
+        cursor: str | None = None
+        while True:
+            size = PAGE_SIZE if limit is None else max(1, min(PAGE_SIZE, limit - seen))
+            query = {**params, "limit": size, **({"cursor": cursor} if cursor else {})}
+            fetched = self._get(path, page, query)
+            for item in fetched.items:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield item
+            cursor = fetched.next_cursor
+            if cursor is None or (limit is not None and seen >= limit):
+                return
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        if response.is_error:
+            raise self._refusal(response)
+        return response
+
+    @contextmanager
+    def _stream(self, path: str, params: dict[str, Any]) -> Iterator[Iterator[bytes]]:
+        """A GET's body block by block; refusals and a connection dropped mid-body are `FrontierError`s."""
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if response.is_error:
+                    response.read()
+                    raise self._refusal(response)
+                yield response.iter_bytes(CHUNK_BYTES)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
+    def _transport_error(self, exc: httpx.TransportError) -> FrontierError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return ServerUnreachableError(
+                f"cannot reach the Frontier server at {self.server}: {exc or type(exc).__name__}; "
+                "is `frontier serve` running? (set the address with --server or FRONTIER_SERVER)"
+            )
+        return ServerError(f"lost the connection to the Frontier server at {self.server}: {exc or type(exc).__name__}")
+
+    def _refusal(self, response: httpx.Response) -> FrontierError:
+        """The error a refused request stands for, with the server's own message (service/app.py's body shape)."""
+        status = response.status_code
+        line = field = None
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        if isinstance(detail, dict):
+            message = str(detail.get("message") or detail)
+            line, field = detail.get("line"), detail.get("field")
+        elif isinstance(detail, list) and detail:
+            # FastAPI's own request validation: [{"loc": [...], "msg": ...}, ...]
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
+                for item in detail
+                if isinstance(item, dict)
+            )
+        elif isinstance(detail, str):
+            message = detail
+        else:
+            message = response.text.strip()[:500] or response.reason_phrase
+        if status == 401:
+            message += (
+                " — this server needs a valid API key: pass --api-key or set FRONTIER_API_KEY "
+                "(an administrator creates one with `frontier keys create --tenant TEAM`)"
+            )
+        kind = _BY_STATUS.get(status) or (BadRequestError if status in (400, 422) else ServerError)
+        return kind(f"{message} (HTTP {status})", status=status, line=line, field=field)

@@ -1,0 +1,414 @@
+"""`frontier jobs submit|list|status|watch|samples|export|report|decide|cancel`: a Frontier server from the shell.
+
+Talks HTTP to a running `frontier serve` (service.client): the server is --server or FRONTIER_SERVER (default
+http://127.0.0.1:8000), the API key --api-key or FRONTIER_API_KEY (needed when the server has keys on). A local
+student directory or dataset path is sent as an absolute path, since the server resolves it on its own machine.
+
+  JOB=$(frontier jobs submit examples/data/refinements.jsonl --student .cache/students/tiny --wait)
+  frontier jobs export $JOB --out retained.parquet
+  frontier jobs report $JOB
+
+Exit codes: 0 done; 1 the server could not be reached, refused the key or failed (5xx); 2 bad input (arguments,
+a file that cannot be read, a request the server refused: 404, 409, 413, 422); 3 `watch` or `submit --wait` on
+a job that ended failed or cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.client import Client, ExportFormat
+    from service.jobs.schemas import JobOut, SampleOut
+
+# A job still moving: poll often enough for a live bar, rarely enough to cost the server nothing.
+POLL_SECONDS = 1.0
+JOB_ENDED_BADLY = 3
+# Table widths come from the first rows; later rows that are wider push their line out rather than wait for all.
+TABLE_SAMPLE_ROWS = 200
+
+
+class _UsageError(Exception):
+    """Bad arguments or an unreadable local file (exit 2)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the `jobs` subcommand and its actions."""
+    parser = subparsers.add_parser(
+        "jobs",
+        help="submit, follow, inspect and download jobs on a Frontier server (HTTP client)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", default=None, help="server URL (default FRONTIER_SERVER, http://127.0.0.1:8000)")
+    common.add_argument("--api-key", default=None, help="API key (default FRONTIER_API_KEY)")
+
+    def action(name: str, handler: Callable[[Client, argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(act=handler)
+        return sub
+
+    submit = action("submit", _submit, "upload a dataset as a new job; prints the job id")
+    submit.add_argument("data", type=Path, help="dataset: JSONL or Parquet (native, Alpaca or chat layout)")
+    submit.add_argument("--student", required=True, help="student checkpoint directory (on the server's machine)")
+    submit.add_argument("--policy", default=None, help="decision policy (default: the server's, reflection)")
+    submit.add_argument("--params", default=None, help="policy parameters as a JSON object")
+    submit.add_argument("--template", choices=("plain", "chat", "alpaca"), default=None, help="prompt template")
+    submit.add_argument("--idempotency-key", default=None, help="a retry with the same key returns the same job")
+    submit.add_argument("--wait", action="store_true", help="follow the job to its end (as `watch`)")
+
+    listing = action("list", _list, "jobs, newest first")
+    listing.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "cancelled"), default=None)
+    listing.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    status = action("status", _status, "a job's status, progress, counts, policy and student")
+    status.add_argument("job", help="job id")
+    status.add_argument("--json", action="store_true", help="the job as JSON")
+
+    watch = action(
+        "watch", _watch, "a live progress bar until the job ends, then a summary; exit 3 unless it succeeded"
+    )
+    watch.add_argument("job", help="job id")
+
+    samples = action("samples", _samples, "sample decisions with the chosen candidate's scores, in input order")
+    samples.add_argument("job", help="job id")
+    samples.add_argument("--decision", choices=("retained", "rejected", "unscored"), default=None)
+    samples.add_argument("--reason", default=None, help="a reason code, e.g. beyond_frontier")
+    samples.add_argument("--teacher", default=None, help="samples that have a refinement by this teacher")
+    samples.add_argument("--decision-set", type=int, default=None, help="a decision set id (default: the latest)")
+    samples.add_argument("--limit", type=_positive_int, default=None, help="at most this many (default: all)")
+    samples.add_argument("--json", action="store_true", help="one JSON object per sample, every candidate's scores")
+
+    export = action("export", _export, "download the curated dataset in the input's own layout")
+    export.add_argument("job", help="job id")
+    export.add_argument("--out", required=True, type=Path, help="file to write (appears only once complete)")
+    export.add_argument(
+        "--format", choices=("jsonl", "parquet"), default=None, help="default: from --out's suffix, else jsonl"
+    )
+    export.add_argument("--decision", choices=("retained", "rejected", "unscored", "all"), default="retained")
+    export.add_argument("--scores", action="store_true", help="add each sample's decision and chosen scores")
+    export.add_argument("--bundle", action="store_true", help="a zip of the data, manifest.json and dataset card")
+    export.add_argument("--decision-set", type=int, default=None, help="a decision set id (default: the latest)")
+
+    report = action("report", _report, "which teacher's outputs sit closest to the student's frontier")
+    report.add_argument("job", help="job id")
+    report.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    report.add_argument("--decision-set", type=int, default=None, help="a decision set id (default: the latest)")
+
+    decide = action("decide", _decide, "re-decide a finished job under a policy (no rescoring); the new latest set")
+    decide.add_argument("job", help="job id")
+    decide.add_argument("--policy", required=True, help="policy name (reflection, ifd_topk, frontier_band, ...)")
+    decide.add_argument("--params", default=None, help="policy parameters as a JSON object")
+    decide.add_argument("--json", action="store_true", help="the decision set as JSON")
+
+    cancel = action("cancel", _cancel, "cancel a queued or running job (scores already computed are kept)")
+    cancel.add_argument("job", help="job id")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out one action against the server; one line on stderr for any error."""
+    from service.client import (
+        AuthenticationError,
+        Client,
+        FrontierError,
+        ServerError,
+        ServerUnreachableError,
+    )
+
+    name = f"frontier jobs {args.action}"
+    try:
+        with Client.from_env(args.server, args.api_key) as client:
+            code: int = args.act(client, args)
+            return code
+    except _UsageError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except FrontierError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, ServerUnreachableError | AuthenticationError | ServerError) else 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted (the job itself goes on; `frontier jobs cancel` stops it)", file=sys.stderr)
+        return 130
+
+
+def _submit(client: Client, args: argparse.Namespace) -> int:
+    """Upload the dataset; print the job id on stdout (and, with --wait, follow it)."""
+    data: Path = args.data
+    if not data.is_file():
+        raise _UsageError(f"{data}: no such file")
+    job = client.submit(
+        data,
+        student=_server_path(args.student),
+        policy=args.policy,
+        params=_params(args.params),
+        template=args.template,
+        idempotency_key=args.idempotency_key,
+    )
+    print(job.id, flush=True)
+    print(
+        f"frontier jobs: job {job.id} {job.status}: {job.progress.total} samples, {job.progress.candidates} "
+        f"candidates, policy {job.policy.name}, student {job.student.path}",
+        file=sys.stderr,
+    )
+    # stdout holds only the id (JOB=$(frontier jobs submit ... --wait)); the summary goes to stderr.
+    return _follow(client, str(job.id), summary=sys.stderr) if args.wait else 0
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    """Follow the job with a progress bar; print the summary."""
+    return _follow(client, args.job, summary=sys.stdout)
+
+
+def _follow(client: Client, job_id: str, summary: Any) -> int:
+    """A live bar on stderr while the job runs, then the summary; 0 when it succeeded, else JOB_ENDED_BADLY."""
+    from workers.commands.progress import ProgressBar
+
+    bar: ProgressBar | None = None
+    last = -1
+
+    def show(job: JobOut) -> None:
+        nonlocal bar, last
+        if bar is None:
+            bar = ProgressBar(job.progress.total, sys.stderr, label="", unit="samples", done=job.progress.scored)
+        bar.label = f"job {str(job.id)[:8]} {job.status}"
+        bar.update(job.progress.scored, job.progress.total)
+        # Not a terminal (a log, CI): one plain line per change instead of a redrawn bar.
+        if not bar.enabled and job.progress.scored != last:
+            print(f"frontier jobs: {bar.line()}", file=sys.stderr)
+        last = job.progress.scored
+
+    job = client.wait(job_id, progress=show, poll_seconds=POLL_SECONDS)
+    if bar is not None:
+        bar.close()
+    print(_summary(job), file=summary)
+    return 0 if job.status == "succeeded" else JOB_ENDED_BADLY
+
+
+def _summary(job: JobOut) -> str:
+    """One paragraph on how the job ended."""
+    timings, counts, progress = job.timings, job.counts, job.progress
+    took = ""
+    if timings.finished_at is not None:
+        took = f" in {(timings.finished_at - timings.created_at).total_seconds():.1f}s"
+    scored = (
+        f"{progress.scored}/{progress.total} samples scored ({progress.candidates} candidates, "
+        f"{progress.cached} from the score cache)"
+    )
+    if job.status != "succeeded":
+        return f"Job {job.id} {job.status}{took}: {job.error or 'no error recorded'}. {scored}; nothing was decided."
+    rate = f" at {timings.samples_per_second:.1f} samples/s" if timings.samples_per_second else ""
+    return (
+        f"Job {job.id} succeeded{took}: {counts.retained} retained, {counts.rejected} rejected, "
+        f"{counts.unscored} unscored of {progress.total} samples, decided by {job.policy.name} "
+        f"v{job.policy.version} {json.dumps(job.policy.params, sort_keys=True)}. {scored}{rate}, student "
+        f"{job.student.path} (fingerprint {job.student.fingerprint[:12]}). "
+        f"Download: frontier jobs export {job.id} --out retained.jsonl"
+    )
+
+
+def _list(client: Client, args: argparse.Namespace) -> int:
+    """Print the jobs as a table (or JSON lines)."""
+    jobs = client.jobs(status=args.status, limit=args.limit)
+    if args.json:
+        for job in jobs:
+            print(job.model_dump_json())
+        return 0
+    header = ["JOB", "STATUS", "SCORED", "RETAINED", "REJECTED", "UNSCORED", "POLICY", "CREATED", "DATASET"]
+    rows = (
+        [
+            str(job.id),
+            job.status,
+            f"{job.progress.scored}/{job.progress.total}",
+            str(job.counts.retained),
+            str(job.counts.rejected),
+            str(job.counts.unscored),
+            job.policy.name,
+            f"{job.timings.created_at:%Y-%m-%d %H:%M:%S}",
+            str(job.dataset.get("name") or ""),
+        ]
+        for job in jobs
+    )
+    _print_table(header, rows)
+    return 0
+
+
+def _status(client: Client, args: argparse.Namespace) -> int:
+    """Print one job."""
+    job = client.job(args.job)
+    if args.json:
+        print(job.model_dump_json(indent=2))
+        return 0
+    progress, counts, timings = job.progress, job.counts, job.timings
+    lines = [
+        ("job", str(job.id)),
+        ("status", job.status),
+        (
+            "progress",
+            f"{progress.scored}/{progress.total} samples scored, {progress.candidates} candidates, "
+            f"{progress.cached} from the score cache",
+        ),
+        ("decisions", f"{counts.retained} retained, {counts.rejected} rejected, {counts.unscored} unscored"),
+        ("policy", f"{job.policy.name} v{job.policy.version} {json.dumps(job.policy.params, sort_keys=True)}"),
+        ("student", f"{job.student.path} ({job.student.model_type}, fingerprint {job.student.fingerprint[:12]})"),
+        ("dataset", f"{job.dataset.get('name') or '-'} ({job.dataset.get('format')}), template {job.template}"),
+        ("created", f"{timings.created_at:%Y-%m-%d %H:%M:%S %Z}"),
+        ("finished", f"{timings.finished_at:%Y-%m-%d %H:%M:%S %Z}" if timings.finished_at else "-"),
+        (
+            "scoring",
+            f"{timings.scoring_seconds:.1f}s in the engine"
+            + (f", {timings.samples_per_second:.1f} samples/s" if timings.samples_per_second else ""),
+        ),
+    ]
+    if job.error:
+        lines.append(("error", job.error))
+    for key, value in lines:
+        print(f"{key:<10} {value}")
+    return 0
+
+
+def _samples(client: Client, args: argparse.Namespace) -> int:
+    """Print sample decisions as a table (or JSON lines with every candidate)."""
+    found = client.samples(
+        args.job,
+        decision=args.decision,
+        reason=args.reason,
+        teacher=args.teacher,
+        decision_set=args.decision_set,
+        limit=args.limit,
+    )
+    if args.json:
+        for sample in found:
+            print(sample.model_dump_json())
+        return 0
+    header = ["SAMPLE", "DECISION", "REASON", "CHOSEN", "IFD", "R-IFD", "CANDIDATES"]
+    _print_table(header, (_sample_row(sample) for sample in found))
+    return 0
+
+
+def _sample_row(sample: SampleOut) -> list[str]:
+    # The chosen candidate's scores say why it was kept; with none chosen, the original's say why it was not.
+    shown = sample.chosen_candidate or "original"
+    scores = next((c for c in sample.candidates if c.name == shown), None)
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return [
+        sample.sample_id,
+        sample.decision or "-",
+        sample.reason or "-",
+        sample.chosen_candidate or "-",
+        number(scores.ifd if scores else None),
+        number(scores.rifd if scores else None),
+        ",".join(c.name for c in sample.candidates),
+    ]
+
+
+def _print_table(header: list[str], rows: Iterable[list[str]]) -> None:
+    """Left-aligned columns sized to the first rows, streamed (a long listing never waits for its end)."""
+    iterator: Iterator[list[str]] = iter(rows)
+    first: list[list[str]] = []
+    for row in iterator:
+        first.append(row)
+        if len(first) >= TABLE_SAMPLE_ROWS:
+            break
+    widths = [max(len(cell) for cell in column) for column in zip(header, *first, strict=True)]
+    for row in [header, *first]:
+        print(_table_line(row, widths))
+    for row in iterator:
+        print(_table_line(row, widths))
+    if not first:
+        print("(none)", file=sys.stderr)
+
+
+def _table_line(row: list[str], widths: list[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+
+
+def _export(client: Client, args: argparse.Namespace) -> int:
+    """Stream the export to --out with a byte progress bar; print the file's path."""
+    from workers.commands.progress import ProgressBar, size
+
+    out: Path = args.out
+    fmt: ExportFormat = args.format or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl")
+    bar = ProgressBar(None, sys.stderr, label="export", unit="", render=size)
+    written = client.export(
+        args.job,
+        out,
+        format=fmt,
+        decision=args.decision,
+        scores=args.scores,
+        bundle=args.bundle,
+        decision_set=args.decision_set,
+        progress=bar.update,
+    )
+    bar.close()
+    what = f"{'a bundle of ' if args.bundle else ''}{args.decision} samples ({fmt})"
+    print(f"frontier jobs: wrote {what} of job {args.job} to {out} ({size(written)})", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def _report(client: Client, args: argparse.Namespace) -> int:
+    """Print the teacher comparison."""
+    if args.format == "json":
+        print(client.report(args.job, decision_set=args.decision_set).model_dump_json(indent=2))
+    else:
+        print(client.report_markdown(args.job, decision_set=args.decision_set), end="")
+    return 0
+
+
+def _decide(client: Client, args: argparse.Namespace) -> int:
+    """Run a policy over the stored scores; print the new decision set."""
+    made = client.decide(args.job, args.policy, _params(args.params))
+    if args.json:
+        print(made.model_dump_json(indent=2))
+        return 0
+    counts = made.counts
+    print(
+        f"decision set {made.id}: {made.policy.name} v{made.policy.version} "
+        f"{json.dumps(made.policy.params, sort_keys=True)}: {counts.retained} retained, {counts.rejected} rejected, "
+        f"{counts.unscored} unscored (now the latest: samples, export and report use it)"
+    )
+    return 0
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> int:
+    """Cancel the job; print its summary."""
+    print(_summary(client.cancel(args.job)))
+    return 0
+
+
+def _params(text: str | None) -> dict[str, Any] | None:
+    """--params as a JSON object."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"--params: not valid JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise _UsageError(f"--params: expected a JSON object, got {text}")
+    return value
+
+
+def _server_path(student: str) -> str:
+    """A local student directory as an absolute path (the server resolves paths itself); anything else as given."""
+    local = Path(student).expanduser()
+    return str(local.resolve()) if local.exists() else student
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
