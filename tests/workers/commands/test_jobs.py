@@ -269,6 +269,18 @@ def test_an_unreachable_server_is_exit_1_and_says_so(capsys: pytest.CaptureFixtu
         client.job("00000000-0000-0000-0000-000000000001")
 
 
+def test_frontier_jobs_never_imports_torch_or_the_database_layer() -> None:
+    probe = (
+        "import sys; from workers.cli import main; code = main(['jobs', 'list', '--server', sys.argv[1]]); "
+        "print(sorted(m for m in ('torch', 'transformers', 'sqlalchemy') if m in sys.modules), code)"
+    )
+    url = f"http://127.0.0.1:{free_port()}"
+    ran = subprocess.run(
+        [sys.executable, "-c", probe, url], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert ran.stdout.split() == ["[]", "1"]
+
+
 def test_a_server_with_keys_answers_a_missing_or_wrong_key_with_401(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
