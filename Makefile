@@ -8,7 +8,7 @@ DATA ?= examples/data/refinements.jsonl
 STUDENT ?= .cache/students/tiny
 OUT ?= out/quickstart
 
-.PHONY: install quickstart score test lint student bench
+.PHONY: install quickstart score test lint student bench browser
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,13 @@ lint: install
 	$(BIN)/ruff format --check service workers tests bench examples migrations
 	$(BIN)/mypy
 
-test: install lint
+# Headless Chromium for the dashboard's browser tests (tests/dashboard): Debian's package, driven by Playwright's
+# Python driver; never `playwright install` (it downloads browsers). apt-get update only when the install fails.
+browser:
+	@test -x /usr/bin/chromium || apt-get install -y --no-install-recommends chromium \
+		|| (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: install lint browser
 	$(BIN)/python -m pytest
 
 bench: install

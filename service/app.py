@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.auth import AuthError
+from service.dashboard.router import mount_dashboard
 from service.db import dispose_engines, get_engine
 from service.errors import ConflictError, NotFoundError, UnavailableError
 from service.ingest import DatasetError, LimitError
@@ -42,10 +43,12 @@ def create_app() -> FastAPI:
         title="Frontier Curator",
         version="1",
         summary="Keep the teacher outputs a student model can learn from.",
+        description="A web dashboard of jobs, their plots and their samples is served at [/dashboard/](/dashboard/).",
         lifespan=_lifespan,
     )
     app.include_router(jobs_router)
     app.include_router(policies_router)
+    mount_dashboard(app)
 
     @app.middleware("http")
     async def _time_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

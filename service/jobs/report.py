@@ -147,7 +147,8 @@ class _Tally:
     overconfident: int = 0
 
 
-def _frontier_params(policy: str, params: dict[str, object]) -> tuple[FrontierBandParams, bool]:
+def frontier_params(policy: str, params: dict[str, object]) -> tuple[FrontierBandParams, bool]:
+    """The band a decision set's zones use: its own parameters for a frontier_band run, else the defaults."""
     band = FrontierBandPolicy()
     if policy == band.name:
         try:
@@ -215,7 +216,7 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
     job, decision_set = decided_job(session, job_id, decision_set_id, "reported on")
     table, sample_pks = load_score_table(session, job_id)
     decisions = repository.decisions_of_set(session, decision_set.id)
-    band, from_set = _frontier_params(decision_set.policy, decision_set.params)
+    band, from_set = frontier_params(decision_set.policy, decision_set.params)
     zones: list[list[tuple[float | None, Zone]]] = frontier_zones(table, band)
     reference = FrontierReference.of(table)
 

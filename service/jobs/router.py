@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
 from service.ingest import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
-from service.jobs import exports, manifest, report
+from service.jobs import exports, manifest, points, report
 from service.jobs import service as jobs
 from service.jobs.repository import SampleFilter
 from service.jobs.schemas import (
@@ -27,6 +27,7 @@ from service.jobs.schemas import (
     JobPage,
     JobStatusName,
     ManifestOut,
+    PointsOut,
     ReportOut,
     SampleOut,
     SamplePage,
@@ -237,6 +238,12 @@ def get_report(
     if format == "markdown":
         return PlainTextResponse(report.report_markdown(built), media_type="text/markdown")
     return built
+
+
+@router.get("/{job_id}/points", response_model=PointsOut)
+def get_points(job_id: uuid.UUID, uow: UowDep, decision_set: DecisionSetParam = None) -> PointsOut:
+    """Every candidate's IFD, r-IFD, frontier score, zone and decision in one response (the dashboard's plots)."""
+    return points.candidate_points(uow.session, job_id, decision_set)
 
 
 @router.get("/{job_id}/manifest", response_model=ManifestOut)

@@ -212,6 +212,32 @@ class WhatIfOut(BaseModel):
     points: list[WhatIfPoint]
 
 
+class CandidatePoint(BaseModel):
+    """One candidate on the IFD × r-IFD plane, its frontier score and zone, and what the decision set did with it."""
+
+    sample_id: str
+    candidate: str
+    teacher: str | None = Field(description="None for the original")
+    ifd: float | None
+    rifd: float | None
+    frontier_score: float | None
+    zone: str = Field(description="frontier_band zone under the band in `frontier` (unscored, misaligned, ...)")
+    decision: DecisionName = Field(
+        description="retained: chosen for a retained sample; rejected: scored but not chosen; unscored: no scores"
+    )
+    sample_decision: DecisionName | None
+    reason: str | None = Field(description="the sample's reason code")
+
+
+class PointsOut(BaseModel):
+    """Every candidate of a job as a plot point (what the dashboard's scatter and histograms draw)."""
+
+    job_id: uuid.UUID
+    decision_set: DecisionSetOut
+    frontier: dict[str, Any] = Field(description="the frontier_band parameters the frontier scores and zones use")
+    points: list[CandidatePoint] = Field(description="samples in input order, the original first within each")
+
+
 class ErrorOut(BaseModel):
     """What went wrong; `line` and `field` point into the uploaded dataset where they apply."""
 
