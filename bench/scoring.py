@@ -197,7 +197,6 @@ def bench_device(args: argparse.Namespace, device: str) -> dict[str, object]:
         "matmul_peak_before_reference_gflops": peak_before_reference / 1e9,
         "two_pass_tokens": stats.sequence_tokens,
         "computed_tokens": stats.computed_tokens,
-        "padded_tokens": stats.padded_tokens,
         "head_positions": stats.scored_positions,
         "batches": stats.batches,
     }

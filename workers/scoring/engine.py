@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from workers.scoring.attention import SEGMENTS_KWARG
 from workers.scoring.encoding import CandidateEncoder, CandidateError, EncodedCandidate, ScoredSequence
 from workers.scoring.packing import Tree, build_trees, make_batch, plan_batches
 from workers.scoring.student import Student
@@ -47,7 +48,6 @@ class ScoringStats:
     unscored: int
     sequence_tokens: int
     computed_tokens: int
-    padded_tokens: int
     scored_positions: int
     attention_pairs: int
     batches: int
@@ -139,18 +139,17 @@ class Scorer:
             unscored=len(results) - scored,
             sequence_tokens=sequence_tokens,
             computed_tokens=sum(len(t.tokens) for t in trees),
-            padded_tokens=counts[0],
-            scored_positions=counts[1],
+            scored_positions=counts[0],
             attention_pairs=sum(_ancestor_pairs(t) for t in trees),
-            batches=counts[2],
+            batches=counts[1],
             seconds=time.perf_counter() - started,
         )
         return results, stats
 
     def _run(
         self, trees: list[Tree], wanted: list[set[int]], progress: ProgressCallback | None
-    ) -> tuple[list[npt.NDArray[np.float32]], tuple[int, int, int]]:
-        """Per-node NLL for every tree (NaN where not scored), plus (padded tokens, positions, batches)."""
+    ) -> tuple[list[npt.NDArray[np.float32]], tuple[int, int]]:
+        """Per-node NLL for every tree (NaN where not scored), plus (head positions, batches)."""
         node_nll = [np.full(len(t.tokens), np.nan, dtype=np.float32) for t in trees]
         targets: dict[int, list[int]] = {}
         for tree in trees:
@@ -160,32 +159,32 @@ class Scorer:
             targets[id(tree)] = sorted(wanted_nodes)
         tree_index = {id(t): i for i, t in enumerate(trees)}
         plan = plan_batches(trees, self.batch_tokens)
-        padded = positions = 0
+        positions = 0
         device = self.student.device
         autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.student.precision)
         with torch.inference_mode():
-            for done, rows in enumerate(plan, start=1):
-                batch = make_batch(rows, pad_id=self.student.start_id)
-                padded += batch.padded_tokens
-                width = batch.input_ids.shape[1]
-                flat_rows: list[int] = []
-                flat_tokens: list[int] = []
-                for tree, place in zip(batch.trees, batch.placements, strict=True):
-                    base = place.row * width + place.offset
-                    for node in targets[id(tree)]:
-                        flat_rows.append(base + tree.parents[node])
-                        flat_tokens.append(tree.tokens[node])
+            for done, group in enumerate(plan, start=1):
+                batch = make_batch(group, device)
+                # The hidden state at a node's parent predicts the node's token.
+                flat_rows = [
+                    offset + tree.parents[node]
+                    for tree, offset in zip(batch.trees, batch.offsets, strict=True)
+                    for node in targets[id(tree)]
+                ]
+                flat_tokens = [tree.tokens[node] for tree in batch.trees for node in targets[id(tree)]]
                 with torch.autocast(
                     device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
                 ):
                     hidden = self._base(
-                        input_ids=batch.input_ids.to(device),
-                        position_ids=batch.position_ids.to(device),
-                        attention_mask=batch.attention_mask.to(device),
+                        input_ids=batch.input_ids,
+                        position_ids=batch.position_ids,
+                        # All ones: nothing is padded (it also keeps transformers from warning about padding).
+                        attention_mask=torch.ones_like(batch.input_ids),
                         use_cache=False,
+                        **{SEGMENTS_KWARG: batch.segments},
                     ).last_hidden_state
                     nll = self._token_nll(
-                        hidden.reshape(-1, hidden.shape[-1]),
+                        hidden[0],
                         torch.tensor(flat_rows, device=device),
                         torch.tensor(flat_tokens, device=device),
                     )
@@ -198,7 +197,7 @@ class Scorer:
                     offset += len(nodes)
                 if progress is not None:
                     progress(done, len(plan))
-        return node_nll, (padded, positions, len(plan))
+        return node_nll, (positions, len(plan))
 
     def _token_nll(self, hidden: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of `tokens` given the hidden states at `rows`, the head applied chunk by chunk.

@@ -1,11 +1,11 @@
-"""Prefix trees and token-budget batches: each distinct token is computed once, with little padding.
+"""Prefix trees and token-budget batches: each distinct token is computed once, nothing padded.
 
 Sequences are sorted lexicographically by token ids; a run of neighbours that share prefixes becomes one
 *tree*: a flat list of nodes (one per distinct prefix) in which a node attends to its ancestors and itself
 only, at the position it has in its own sequence. This is exact: a node sees precisely the tokens it would
 see in a separate causal pass. A sequence joins the tree of its predecessor when the tokens it shares save
-more work than the extra attention the larger tree costs; trees are then sorted by size and packed into
-batches of at most `batch_tokens` padded tokens.
+more work than the extra attention the larger tree costs; trees are then grouped into batches of at most
+`batch_tokens` tokens, laid end to end without padding (attention stays inside each tree: attention.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import torch
+
+from workers.scoring.attention import Segment
 
 
 @dataclass(slots=True)
@@ -86,80 +88,70 @@ def build_trees(sequences: Sequence[tuple[int, ...]], *, max_tree_tokens: int, t
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
-    """Where a tree sits in a batch: its row and the column of its first node."""
-
-    row: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
 class Batch:
-    """Model inputs for a group of trees, several trees per row when they fit, right-padded."""
+    """Model inputs for a group of trees laid end to end in one flat sequence (batch size 1, no padding)."""
 
     trees: list[Tree]
-    placements: list[Placement]
+    offsets: list[int]
     input_ids: torch.Tensor
     position_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    padded_tokens: int
+    segments: list[Segment]
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the model computes for this batch."""
+        return int(self.input_ids.shape[1])
 
 
-def plan_batches(trees: Sequence[Tree], batch_tokens: int) -> list[list[list[Tree]]]:
-    """Pack trees, largest first, into rows as wide as the batch's largest tree (first fit), and rows
-    into batches of at most `batch_tokens` padded tokens. Small trees fill the gaps beside large ones."""
+def plan_batches(trees: Sequence[Tree], batch_tokens: int) -> list[list[Tree]]:
+    """Group trees, largest first, into batches of at most `batch_tokens` tokens (a larger tree runs alone).
+
+    Attention never crosses trees (see attention.py), so a batch is only a unit of dense work: nothing is padded,
+    and the order of trees inside a batch changes nothing.
+    """
     ordered = sorted(trees, key=lambda t: len(t.tokens), reverse=True)
-    batches: list[list[list[Tree]]] = []
-    free: list[int] = []  # free columns of each row of the open batch
-    width = 0
+    batches: list[list[Tree]] = []
+    used = batch_tokens
     for tree in ordered:
         size = len(tree.tokens)
-        row = next((i for i, room in enumerate(free) if room >= size), None)
-        if row is not None:
-            batches[-1][row].append(tree)
-            free[row] -= size
-        elif batches and (len(free) + 1) * width <= batch_tokens:
-            batches[-1].append([tree])
-            free.append(width - size)
-        else:
-            width = size
-            batches.append([[tree]])
-            free = [0]
+        if used + size > batch_tokens:
+            batches.append([])
+            used = 0
+        batches[-1].append(tree)
+        used += size
     return batches
 
 
-def make_batch(rows: list[list[Tree]], pad_id: int) -> Batch:
-    """Tensors for one batch: ids, positions (depth in own sequence) and a boolean ancestor mask."""
-    width = max(sum(len(t.tokens) for t in row) for row in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    positions = np.zeros((len(rows), width), dtype=np.int64)
-    mask: npt.NDArray[np.bool_] = np.zeros((len(rows), width, width), dtype=np.bool_)
-    causal = np.tril(np.ones((width, width), dtype=np.bool_))
-    trees: list[Tree] = []
-    placements: list[Placement] = []
-    for row_index, row in enumerate(rows):
-        offset = 0
-        for tree in row:
-            size = len(tree.tokens)
-            ids[row_index, offset : offset + size] = tree.tokens
-            positions[row_index, offset : offset + size] = tree.depths
-            ends = [first for first, _ in tree.segments[1:]] + [size]
-            for (first, prefix), end in zip(tree.segments, ends, strict=True):
-                lo, hi = offset + first, offset + end
-                mask[row_index, lo:hi, lo:hi] = causal[: hi - lo, : hi - lo]
-                if prefix:
-                    mask[row_index, lo:hi, [offset + node for node in prefix]] = True
-            trees.append(tree)
-            placements.append(Placement(row_index, offset))
-            offset += size
-        # Padding attends to itself only, so no softmax row is empty (an empty row would give NaN).
-        pad = np.arange(offset, width)
-        mask[row_index, pad, pad] = True
+def tree_mask(tree: Tree) -> torch.Tensor | None:
+    """The [n x n] ancestor mask of a tree (True = may attend), or None when the tree is one causal chain."""
+    if len(tree.segments) == 1:
+        return None
+    size = len(tree.tokens)
+    mask: npt.NDArray[np.bool_] = np.zeros((size, size), dtype=np.bool_)
+    ends = [first for first, _ in tree.segments[1:]] + [size]
+    for (first, prefix), end in zip(tree.segments, ends, strict=True):
+        mask[first:end, first:end] = np.tri(end - first, dtype=np.bool_)
+        if prefix:
+            mask[first:end, prefix] = True
+    return torch.from_numpy(mask)
+
+
+def make_batch(trees: list[Tree], device: torch.device) -> Batch:
+    """Tensors for one batch: ids, positions (depth in own sequence) and each tree's attention segment."""
+    offsets: list[int] = []
+    segments: list[Segment] = []
+    total = 0
+    for tree in trees:
+        mask = tree_mask(tree)
+        segments.append(Segment(total, total + len(tree.tokens), None if mask is None else mask.to(device)))
+        offsets.append(total)
+        total += len(tree.tokens)
+    ids = torch.tensor([token for tree in trees for token in tree.tokens], dtype=torch.long, device=device)
+    positions = torch.tensor([depth for tree in trees for depth in tree.depths], dtype=torch.long, device=device)
     return Batch(
         trees=trees,
-        placements=placements,
-        input_ids=torch.from_numpy(ids),
-        position_ids=torch.from_numpy(positions),
-        attention_mask=torch.from_numpy(mask).unsqueeze(1),
-        padded_tokens=len(rows) * width,
+        offsets=offsets,
+        input_ids=ids.unsqueeze(0),
+        position_ids=positions.unsqueeze(0),
+        segments=segments,
     )

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.activations import GELUTanh, NewGELUActivation
 
 from service.students.checkpoint import CheckpointError, CheckpointInfo, inspect_checkpoint
+from workers.scoring.attention import PACKED_ATTENTION
 from workers.scoring.types import StudentIdentity
 
 Precision = Literal["float32", "bfloat16", "float16"]
@@ -128,8 +129,8 @@ def _load_model(path: str) -> PreTrainedModel:
         use_safetensors=True,
         # Weights stay float32: reduced precision comes from autocast, which keeps norms and softmax in fp32.
         dtype=torch.float32,
-        # Prefix trees need a boolean 4D mask, which SDPA takes as is (and picks fused kernels on CUDA).
-        attn_implementation="sdpa",
+        # Attention runs tree by tree over the engine's packed batches (attention.py); plain causal SDPA otherwise.
+        attn_implementation=PACKED_ATTENTION,
     )
     return model
 
