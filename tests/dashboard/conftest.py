@@ -51,7 +51,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(str(path))
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while it is
+# open, and later tests that call asyncio.run() (tests/service/test_load.py) fail if it outlives this package.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium (fails loudly when it is not installed)."""
     if not CHROMIUM.exists():
