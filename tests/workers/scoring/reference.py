@@ -63,7 +63,9 @@ def _span(starts: list[int], lo: int, hi: int) -> tuple[int, int]:
 
 def _mean_nll(model: Any, ids: list[int], span: tuple[int, int]) -> float:
     with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0].double()
+        batch = torch.tensor([ids])
+        # An explicit all-ones mask: the start token doubles as the pad id, which makes transformers warn.
+        logits = model(batch, attention_mask=torch.ones_like(batch)).logits[0].double()
     logprobs = torch.log_softmax(logits, dim=-1)
     values = [-logprobs[p - 1, ids[p]].item() for p in range(*span)]
     return sum(values) / len(values)
