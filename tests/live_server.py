@@ -68,13 +68,14 @@ def live_server(data_dir: Path, *, worker: bool = True, **extra: str) -> Iterato
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process, log)
+        wait_until_up(url, process, log)
         yield LiveServer(url=url, env=env, log=log)
     finally:
         _stop(process)
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll /healthz until the server answers; fail the test with its log if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -89,12 +90,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C (uvicorn stops, then `serve` stops its local worker), SIGKILL to the group if that takes too long.
-
-    Not SIGTERM: uvicorn re-raises it once shut down, which ends `frontier serve` before it stops its worker.
-    """
+    """SIGTERM, as a process manager stops it (uvicorn, then the local worker), SIGKILL to the group if slow."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=45)
         except subprocess.TimeoutExpired:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 from typing import Any
+
+
+class _TerminatedError(Exception):
+    """SIGTERM arrived: uvicorn has shut down and re-raised it; unwind so the local worker is stopped too."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _TerminatedError
 
 
 def register(subparsers: Any) -> None:
@@ -72,6 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if not start_worker:
         uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=log_config)
         return 0
-    with local_worker(settings):
-        uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=log_config)
+    # uvicorn handles SIGTERM itself (graceful shutdown), then re-raises it under the handler that was in place
+    # before it started. With the default handler that kills the process before the `with` below can stop
+    # the worker child, which would outlive us (an orphan still consuming the queue). Raising instead unwinds.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with local_worker(settings):
+            uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_config=log_config)
+    except _TerminatedError:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -267,6 +268,35 @@ def test_an_unreachable_server_is_exit_1_and_says_so(capsys: pytest.CaptureFixtu
     assert len(err.strip().splitlines()) == 1
     with Client(url) as client, pytest.raises(FrontierError, match="cannot reach"):
         client.job("00000000-0000-0000-0000-000000000001")
+
+
+def test_a_reader_that_has_gone_ends_the_command_quietly(frontier_server: LiveServer, finished_job: JobOut) -> None:
+    # `frontier jobs samples JOB | head -1` once head has exited: the pipe's reading end is closed before the
+    # command writes a byte. No traceback, and the exit code a shell gives a command stopped by SIGPIPE.
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "jobs",
+                "samples",
+                str(finished_job.id),
+                "--server",
+                frontier_server.url,
+            ],
+            cwd=ROOT,
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writing)
+    assert ran.returncode == 141, ran.stderr
+    assert "Traceback" not in ran.stderr
 
 
 def test_frontier_jobs_never_imports_torch_or_the_database_layer() -> None:
