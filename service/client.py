@@ -92,6 +92,9 @@ class ServerError(FrontierError):
     """Any other refusal: 5xx (503: the database or broker is down), or an unexpected status."""
 
 
+# Statuses of a server that is there but briefly cannot answer (restarting, its database or broker down).
+OUTAGE_STATUSES = (502, 503, 504)
+
 _BY_STATUS: dict[int, type[FrontierError]] = {
     401: AuthenticationError,
     404: NotFoundError,
@@ -187,11 +190,27 @@ class Client:
         progress: Callable[[JobOut], None] | None = None,
         poll_seconds: float = 1.0,
         timeout: float | None = None,
+        outage_seconds: float = 60.0,
     ) -> JobOut:
-        """Poll until the job has finished (succeeded, failed or cancelled), calling `progress` with every poll."""
+        """Poll until the job has finished (succeeded, failed or cancelled), calling `progress` with every poll.
+
+        The job goes on in the workers while the API restarts or its database blinks, so a watcher rides out
+        an outage (server unreachable, 502/503/504, a dropped connection) of up to `outage_seconds` in a row.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        down_since: float | None = None
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except (ServerUnreachableError, ServerError) as exc:
+                if exc.status not in (None, *OUTAGE_STATUSES):
+                    raise
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since >= outage_seconds:
+                    raise
+                time.sleep(poll_seconds)
+                continue
+            down_since = None
             if progress is not None:
                 progress(job)
             if job.status in FINISHED:

@@ -53,10 +53,10 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def live_server(data_dir: Path, *, worker: bool = True, **extra: str) -> Iterator[LiveServer]:
+def live_server(data_dir: Path, *, worker: bool = True, port: int | None = None, **extra: str) -> Iterator[LiveServer]:
     """`frontier serve` until the block ends; fails the test with the server's log if it does not come up."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     env = server_env(data_dir, **extra)
     log = data_dir / "serve.log"
     command = [sys.executable, "-m", "workers.cli", "serve", "--port", str(port)]

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -297,6 +299,41 @@ def test_a_reader_that_has_gone_ends_the_command_quietly(frontier_server: LiveSe
         os.close(writing)
     assert ran.returncode == 141, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_wait_rides_out_a_server_restart(small_student: Path, tmp_path: Path) -> None:
+    # A job queued on a server without a worker; that server goes away; `wait` keeps polling the dead address
+    # until a server with a worker comes back on it, picks the job up from the queue and finishes it.
+    data_dir, port = tmp_path / "restarting", free_port()
+    data = write(tmp_path / "slice.jsonl", example_records(4, start=60))
+    with live_server(data_dir, worker=False, port=port) as first, Client(first.url) as client:
+        job_id = client.submit(data, student=str(small_student)).id
+    outcome: dict[str, Any] = {}
+
+    def watch() -> None:
+        with Client(first.url) as client:
+            try:
+                outcome["job"] = client.wait(job_id, poll_seconds=0.2, timeout=WAIT_S, outage_seconds=WAIT_S)
+            except Exception as exc:  # handed to the test thread below
+                outcome["error"] = exc
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1.0)
+    assert watcher.is_alive(), outcome  # polling a server that is down, not giving up
+    with live_server(data_dir, worker=True, port=port):
+        watcher.join(timeout=WAIT_S)
+    assert "error" not in outcome, outcome
+    assert outcome["job"].status == "succeeded"
+    assert outcome["job"].progress.scored == 4
+
+
+def test_wait_gives_up_after_the_outage_allowance() -> None:
+    with Client(f"http://127.0.0.1:{free_port()}") as client:
+        started = time.monotonic()
+        with pytest.raises(FrontierError, match="cannot reach"):
+            client.wait("00000000-0000-0000-0000-000000000000", poll_seconds=0.1, outage_seconds=1.0)
+    assert 1.0 <= time.monotonic() - started < 30
 
 
 def test_frontier_jobs_never_imports_torch_or_the_database_layer() -> None:
