@@ -1,4 +1,4 @@
-"""`frontier jobs submit|list|status|watch|samples|export|report|decide|cancel`: a Frontier server from the shell.
+"""`frontier jobs submit|list|status|watch|samples|sample|export|report|decide|what-if|cancel`: the server's shell.
 
 Talks HTTP to a running `frontier serve` (service.client): the server is --server or FRONTIER_SERVER (default
 http://127.0.0.1:8000), the API key --api-key or FRONTIER_API_KEY (needed when the server has keys on). A local
@@ -31,6 +31,8 @@ POLL_SECONDS = 1.0
 JOB_ENDED_BADLY = 3
 # Table widths come from the first rows; later rows that are wider push their line out rather than wait for all.
 TABLE_SAMPLE_ROWS = 200
+# `frontier jobs sample` shows this much of each text unless --full: enough to recognise it, not a wall of it.
+SAMPLE_TEXT_CHARS = 400
 
 
 class _UsageError(Exception):
@@ -87,6 +89,13 @@ def register(subparsers: Any) -> None:
     samples.add_argument("--limit", type=_positive_int, default=None, help="at most this many (default: all)")
     samples.add_argument("--json", action="store_true", help="one JSON object per sample, every candidate's scores")
 
+    one = action("sample", _sample, "one sample: why it was kept or dropped, every candidate's scores and texts")
+    one.add_argument("job", help="job id")
+    one.add_argument("sample", help="sample id (the input's `id`)")
+    one.add_argument("--decision-set", type=int, default=None, help="a decision set id (default: the latest)")
+    one.add_argument("--full", action="store_true", help="whole texts (default: the first 400 characters)")
+    one.add_argument("--json", action="store_true", help="the sample as JSON")
+
     export = action("export", _export, "download the curated dataset in the input's own layout")
     export.add_argument("job", help="job id")
     export.add_argument("--out", required=True, type=Path, help="file to write (appears only once complete)")
@@ -108,6 +117,16 @@ def register(subparsers: Any) -> None:
     decide.add_argument("--policy", required=True, help="policy name (reflection, ifd_topk, frontier_band, ...)")
     decide.add_argument("--params", default=None, help="policy parameters as a JSON object")
     decide.add_argument("--json", action="store_true", help="the decision set as JSON")
+
+    what_if = action(
+        "what-if", _what_if, "retained fraction and per-teacher acceptance over values of one policy parameter"
+    )
+    what_if.add_argument("job", help="job id")
+    what_if.add_argument("--policy", required=True, help="policy name (reflection, ifd_topk, frontier_band, ...)")
+    what_if.add_argument("--param", required=True, help="the parameter to sweep, e.g. high")
+    what_if.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.84,1.5,2")
+    what_if.add_argument("--params", default=None, help="the other parameters as a JSON object")
+    what_if.add_argument("--json", action="store_true", help="the sweep as JSON")
 
     cancel = action("cancel", _cancel, "cancel a queued or running job (scores already computed are kept)")
     cancel.add_argument("job", help="job id")
@@ -311,6 +330,94 @@ def _sample_row(sample: SampleOut) -> list[str]:
         number(scores.rifd if scores else None),
         ",".join(c.name for c in sample.candidates),
     ]
+
+
+def _sample(client: Client, args: argparse.Namespace) -> int:
+    """Print one sample: its decision and reason, a table of every candidate's scores, then their texts."""
+    sample = client.sample(args.job, args.sample, decision_set=args.decision_set)
+    if args.json:
+        print(sample.model_dump_json(indent=2))
+        return 0
+    chosen = f", chose {sample.chosen_candidate}" if sample.chosen_candidate else ""
+    print(f"sample {sample.sample_id}: {sample.decision or 'not decided'} ({sample.reason or '-'}){chosen}")
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    header = ["CANDIDATE", "STATUS", "IFD", "R-IFD", "PPL(A|Q)", "L(A|Q)", "L(A)", "L(Q)", "L(Q|A)", "TOKENS Q/A"]
+    rows = [
+        [
+            ("* " if c.name == sample.chosen_candidate else "  ") + c.name,
+            c.status if c.status == "scored" else f"{c.status}: {c.error}",
+            number(c.ifd),
+            number(c.rifd),
+            number(c.ppl_response_given_instruction, 2),
+            number(c.nll_response_given_instruction),
+            number(c.nll_response),
+            number(c.nll_instruction),
+            number(c.nll_instruction_given_response),
+            f"{c.n_instruction_tokens or '-'}/{c.n_response_tokens or '-'}",
+        ]
+        for c in sample.candidates
+    ]
+    _print_table(header, rows)
+    limit = None if args.full else SAMPLE_TEXT_CHARS
+    original = sample.candidates[0] if sample.candidates else None
+    for candidate in sample.candidates:
+        print(f"\n--- {candidate.name}" + (f" (teacher {candidate.teacher})" if candidate.teacher else ""))
+        # A refinement that kept the original's instruction and input says so instead of repeating them.
+        for label, text, base in (
+            ("instruction", candidate.instruction, original.instruction if original else None),
+            ("input", candidate.input, original.input if original else None),
+        ):
+            if text and (candidate is original or text != base):
+                print(f"{label}: {_clip(text, limit)}")
+        print(f"response: {_clip(candidate.response or '', limit)}")
+    return 0
+
+
+def _clip(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters; --full shows all)"
+
+
+def _what_if(client: Client, args: argparse.Namespace) -> int:
+    """Print the sweep: one row per value, the retained fraction and each teacher's acceptance."""
+    values = [_sweep_value(text) for text in args.values.split(",") if text.strip()]
+    if not values:
+        raise _UsageError("--values: expected comma-separated values, e.g. 0,0.84,1.5")
+    sweep = client.what_if(args.job, args.policy, args.param, values, _params(args.params))
+    if args.json:
+        print(sweep.model_dump_json(indent=2))
+        return 0
+    teachers = sorted({name for point in sweep.points for name in point.teachers})
+    header = [args.param.upper(), "RETAINED", "REJECTED", "UNSCORED", "RETAINED%"] + [t.upper() for t in teachers]
+    rows = []
+    for point in sweep.points:
+        shares = [point.teachers.get(t) for t in teachers]
+        rows.append(
+            [
+                json.dumps(point.value),
+                str(point.counts.retained),
+                str(point.counts.rejected),
+                str(point.counts.unscored),
+                f"{100 * point.retained_fraction:.1f}",
+                *("-" if s is None or s.acceptance is None else f"{100 * s.acceptance:.1f}%" for s in shares),
+            ]
+        )
+    # Teacher columns: the share of that teacher's candidates (or of the originals) chosen for a retained sample.
+    print(f"{sweep.policy} v{sweep.version} over {sweep.param}; nothing is written. Teacher columns: share chosen.")
+    _print_table(header, rows)
+    return 0
+
+
+def _sweep_value(text: str) -> Any:
+    """One --values entry: JSON when it parses (numbers, true/false, null), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
 
 
 def _print_table(header: list[str], rows: Iterable[list[str]]) -> None:

@@ -200,6 +200,64 @@ def test_report_and_decide(
     capsys.readouterr()
 
 
+def test_sample_shows_the_decision_every_candidates_scores_and_texts(
+    frontier_server: LiveServer, finished_job: JobOut, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = str(finished_job.id)
+    with Client(frontier_server.url) as client:
+        # A sample with a refinement, so the table has more than one row.
+        listed = next(s for s in client.samples(job_id) if len(s.candidates) > 1)
+        sample = client.sample(job_id, listed.sample_id)  # the listing has no texts; one sample has
+    assert jobs(frontier_server, "sample", job_id, sample.sample_id) == 0
+    out = capsys.readouterr().out
+    head, table = out.splitlines()[0], out.splitlines()[1 : 2 + len(sample.candidates)]
+    assert head.startswith(f"sample {sample.sample_id}: {sample.decision} ({sample.reason})")
+    assert table[0].split()[:4] == ["CANDIDATE", "STATUS", "IFD", "R-IFD"]
+    for row, candidate in zip(table[1:], sample.candidates, strict=True):
+        cells = row.replace("* ", "").split()
+        assert cells[0] == candidate.name
+        assert candidate.ifd is not None
+        assert candidate.rifd is not None
+        assert (cells[2], cells[3]) == (f"{candidate.ifd:.3f}", f"{candidate.rifd:.3f}")
+        assert row.startswith("* ") == (candidate.name == sample.chosen_candidate)
+        assert f"--- {candidate.name}" in out
+    original = sample.candidates[0]
+    assert original.response is not None
+    assert f"response: {original.response[:60]}" in out
+
+    assert jobs(frontier_server, "sample", job_id, sample.sample_id, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["sample_id"] == sample.sample_id
+    assert jobs(frontier_server, "sample", job_id, "no-such-sample") == 2
+    assert "no sample 'no-such-sample'" in capsys.readouterr().err
+
+
+def test_what_if_prints_one_row_per_value(
+    frontier_server: LiveServer, finished_job: JobOut, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = str(finished_job.id)
+    argv = ["what-if", job_id, "--policy", "frontier_band", "--param", "high", "--values", "0,0.84,5"]
+    assert jobs(frontier_server, *argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    with Client(frontier_server.url) as client:
+        swept = client.what_if(job_id, "frontier_band", "high", [0, 0.84, 5])
+    assert lines[1].split()[:5] == ["HIGH", "RETAINED", "REJECTED", "UNSCORED", "RETAINED%"]
+    for line, point in zip(lines[2:], swept.points, strict=True):
+        cells = line.split()
+        assert cells[:5] == [
+            json.dumps(point.value),
+            str(point.counts.retained),
+            str(point.counts.rejected),
+            str(point.counts.unscored),
+            f"{100 * point.retained_fraction:.1f}",
+        ]
+    assert jobs(frontier_server, *argv[:-1], "1", "--param", "no_such_param") == 2
+    assert "no parameter 'no_such_param'" in capsys.readouterr().err
+    assert (
+        jobs(frontier_server, "what-if", job_id, "--policy", "frontier_band", "--param", "high", "--values", ",") == 2
+    )
+    assert "--values" in capsys.readouterr().err
+
+
 def test_watch_follows_a_job_and_exits_3_when_it_was_cancelled(
     frontier_server: LiveServer, small_student: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
