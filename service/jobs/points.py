@@ -3,11 +3,15 @@
 One read of the score table, no paging: what the dashboard's IFD × r-IFD scatter and frontier-score histograms
 draw. A candidate counts as `retained` when the decision set chose it for a retained sample, `rejected` when it
 is scored but was not chosen (its sample may still be retained with another candidate), `unscored` otherwise.
-Frontier scores and zones use the same band as the report (`report.frontier_params`).
+Frontier scores and zones use the same band as the report (`report.frontier_params`) and always come from the
+whole job (they are z-scores against its own distribution); with `max_points` only every k-th sample's
+candidates travel, k the smallest stride that fits, so a 50k-sample job's plot stays a uniform picture of it at
+a size a browser can draw.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from sqlalchemy.orm import Session
@@ -19,14 +23,21 @@ from service.jobs.service import decided_job, decision_set_view, load_score_tabl
 from service.policies.frontier_band import frontier_zones
 
 
-def candidate_points(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> PointsOut:
+def candidate_points(
+    session: Session, job_id: uuid.UUID, decision_set_id: int | None = None, max_points: int | None = None
+) -> PointsOut:
     """Per candidate (samples in input order): its scores, frontier score, zone and the decision set's verdict."""
     _, decision_set = decided_job(session, job_id, decision_set_id, "plotted")
     table, sample_pks = load_score_table(session, job_id)
     decisions = repository.decisions_of_set(session, decision_set.id)
     band, _ = frontier_params(decision_set.policy, decision_set.params)
+    total = sum(len(sample.candidates) for sample in table)
+    stride = 1 if max_points is None or total <= max_points else math.ceil(total / max_points)
     points: list[CandidatePoint] = []
-    for sample, sample_pk, row in zip(table, sample_pks, frontier_zones(table, band), strict=True):
+    rows = zip(table, sample_pks, frontier_zones(table, band), strict=True)
+    for index, (sample, sample_pk, row) in enumerate(rows):
+        if index % stride:
+            continue
         decided = decisions.get(sample_pk)
         sample_decision: DecisionName | None = decided.decision if decided is not None else None
         chosen_name = decided.chosen_candidate if decided is not None and decided.decision == "retained" else None
@@ -53,5 +64,7 @@ def candidate_points(session: Session, job_id: uuid.UUID, decision_set_id: int |
         job_id=job_id,
         decision_set=decision_set_view(session, job_id, decision_set),
         frontier=band.model_dump(mode="json"),
+        total_points=total,
+        stride=stride,
         points=points,
     )

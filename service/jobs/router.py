@@ -241,9 +241,17 @@ def get_report(
 
 
 @router.get("/{job_id}/points", response_model=PointsOut)
-def get_points(job_id: uuid.UUID, uow: UowDep, decision_set: DecisionSetParam = None) -> PointsOut:
+def get_points(
+    job_id: uuid.UUID,
+    uow: UowDep,
+    decision_set: DecisionSetParam = None,
+    max_points: Annotated[
+        int | None,
+        Query(ge=1, description="at most about this many: every k-th sample's candidates (default: every one)"),
+    ] = None,
+) -> PointsOut:
     """Every candidate's IFD, r-IFD, frontier score, zone and decision in one response (the dashboard's plots)."""
-    return points.candidate_points(uow.session, job_id, decision_set)
+    return points.candidate_points(uow.session, job_id, decision_set, max_points)
 
 
 @router.get("/{job_id}/manifest", response_model=ManifestOut)

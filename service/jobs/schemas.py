@@ -235,6 +235,8 @@ class PointsOut(BaseModel):
     job_id: uuid.UUID
     decision_set: DecisionSetOut
     frontier: dict[str, Any] = Field(description="the frontier_band parameters the frontier scores and zones use")
+    total_points: int = Field(description="the job's candidates; `points` holds them all when stride is 1")
+    stride: int = Field(description="every stride-th sample's candidates are in `points` (1: every sample)")
     points: list[CandidatePoint] = Field(description="samples in input order, the original first within each")
 
 

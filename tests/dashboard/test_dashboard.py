@@ -171,6 +171,28 @@ def test_job_page_draws_every_scored_candidate_histograms_what_if_and_teachers(
     expect(page.locator("#whatif-chart circle.curve-point")).to_have_count(13)
 
 
+def test_a_job_too_big_to_draw_whole_is_drawn_one_sample_in_k_and_says_so(
+    page: Page, server: LiveServer, finished: dict[str, Any]
+) -> None:
+    # The dashboard asks for at most 10,000 points; this job has far fewer, so the request is rewritten to a
+    # budget a third of its size: what a browser sees of a big job, with the real server choosing the samples.
+    url = f"/v1/jobs/{finished['id']}/points"
+    total = get(server, url)["total_points"]
+    budget = total // 3
+    expected = get(server, url, max_points=budget)
+    assert expected["stride"] > 1
+    page.route(
+        re.compile(r".*/points\?max_points=10000$"),
+        lambda route: route.continue_(url=route.request.url.replace("max_points=10000", f"max_points={budget}")),
+    )
+    page.goto(f"{server.url}/dashboard/#/jobs/{finished['id']}")
+    drawn = [p for p in expected["points"] if p["decision"] != "unscored"]
+    expect(page.locator("#scatter svg circle.point")).to_have_count(len(drawn))
+    note = f"Drawn: 1 sample in every {expected['stride']}, {len(expected['points'])} of {total} candidates"
+    expect(page.locator("#scatter-policy")).to_contain_text(note)
+    expect(page.locator("#histograms + .caption .subsampled")).to_contain_text(note)
+
+
 def test_sample_browser_filters_and_shows_original_and_refinements_side_by_side(
     page: Page, server: LiveServer, finished: dict[str, Any]
 ) -> None:

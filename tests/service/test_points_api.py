@@ -72,3 +72,26 @@ def test_points_have_one_entry_per_candidate_matching_samples_and_decisions(
     assert {p["zone"] for p in latest["points"] if p["decision"] == "retained"} == {"inside"}
     assert client.get(f"/v1/jobs/{job_id}/points", params={"decision_set": own}).json()["points"] == body["points"]
     assert client.get(f"/v1/jobs/{job_id}/points", params={"decision_set": own + 999}).status_code == 404
+
+
+def test_max_points_sends_every_kth_sample_with_the_whole_jobs_frontier_scores(
+    client: TestClient, small_student: Path
+) -> None:
+    job = create(client, small_student, example_records(9, start=START + 8))
+    run_job(job)
+    url = f"/v1/jobs/{job['id']}/points"
+    everything = client.get(url).json()
+    total = len(everything["points"])
+    assert (everything["total_points"], everything["stride"]) == (total, 1)
+    assert client.get(url, params={"max_points": total}).json()["points"] == everything["points"]
+
+    sampled = client.get(url, params={"max_points": total // 3}).json()
+    stride = sampled["stride"]
+    assert stride == -(-total // (total // 3)) > 1
+    assert sampled["total_points"] == total
+    samples = list(dict.fromkeys(p["sample_id"] for p in everything["points"]))
+    kept = samples[::stride]
+    # Whole samples, every stride-th in input order, each point exactly as in the full answer (scores included).
+    assert sampled["points"] == [p for p in everything["points"] if p["sample_id"] in kept]
+    assert client.get(url, params={"max_points": 0}).status_code == 422
+

@@ -4,6 +4,9 @@
 
 (() => {
   const KEY_NAME = 'frontier.apiKey';
+  // Beyond this many candidates the plots draw every k-th sample (the server picks k): an SVG of a 50k-sample
+  // job's 150k dots would stall the tab, and a uniform 1-in-k picture shows the same shape.
+  const MAX_POINTS = 10000;
   const view = document.getElementById('view');
   const authBanner = document.getElementById('auth-banner');
   const errorBanner = document.getElementById('error-banner');
@@ -293,7 +296,7 @@
   }
 
   async function loadAnalysis(ctx, job, container) {
-    const [points, report] = await Promise.all([api(`/v1/jobs/${job.id}/points`), api(`/v1/jobs/${job.id}/report`)]);
+    const [points, report] = await Promise.all([api(`/v1/jobs/${job.id}/points?max_points=${MAX_POINTS}`), api(`/v1/jobs/${job.id}/report`)]);
     if (!ctx.alive()) return;
     const policy = points.decision_set.policy;
     const setNote = el('p', { class: 'caption', id: 'decision-set-note' },
@@ -384,7 +387,8 @@
       el('div', { id: 'scatter' }, Charts.scatter(plotted, region)),
       legend,
       el('p', { class: 'caption', id: 'scatter-policy' }, region.text,
-        ' One dot per scored candidate (original and each refinement); hover for its sample, teacher and scores.'));
+        ' One dot per scored candidate (original and each refinement); hover for its sample, teacher and scores.',
+        subsampled(points)));
   }
 
   function histogramPanel(points, report, policy) {
@@ -415,7 +419,13 @@
         `Share of each teacher's scored candidates per frontier-score bin (same bins and y scale in every panel). `
         + `Frontier score = (1 − w)·z(L(A|Q)) + w·z(log IFD), w = ${fmt(band.ifd_weight)}, robust z over this job's `
         + `candidates. Shaded: ${whose} [${signed(band.low)}, ${signed(band.high)}]; left of it is already known to `
-        + 'the student, right of it beyond its frontier.'));
+        + 'the student, right of it beyond its frontier.', subsampled(points)));
+  }
+
+  function subsampled(points) {
+    if (points.stride <= 1) return null;
+    return el('strong', { class: 'subsampled' }, ` Drawn: 1 sample in every ${points.stride}, ${points.points.length} of `
+      + `${points.total_points} candidates (a uniform picture of the job; frontier scores are over all of it).`);
   }
 
   // ---- what-if: sweep one parameter of the decision set's policy over the stored scores (nothing is written).
