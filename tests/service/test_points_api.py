@@ -94,4 +94,3 @@ def test_max_points_sends_every_kth_sample_with_the_whole_jobs_frontier_scores(
     # Whole samples, every stride-th in input order, each point exactly as in the full answer (scores included).
     assert sampled["points"] == [p for p in everything["points"] if p["sample_id"] in kept]
     assert client.get(url, params={"max_points": 0}).status_code == 422
-
