@@ -48,6 +48,11 @@ ORIGINAL = "original"
 BAND_SIDES = ("below", "inside", "beyond")
 # A teacher whose refinements strip hedging this often gets a caution in the recommendation.
 OVERCONFIDENT_CAUTION_SHARE = 0.25
+# Warnings: a decision set that keeps under this share of the samples leaves too little to fine-tune on, and an
+# absolute cut that this share of scored candidates fails is miscalibrated for the student (docs/experiment.md:
+# with r-IFD < 1, 94-99% of samples were rejected and the student memorised the 7-24 left).
+LOW_YIELD_SHARE = 0.05
+CUT_FAILED_SHARE = 0.9
 
 
 def _teacher(name: str | None) -> str:
@@ -210,6 +215,50 @@ def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> st
     return text
 
 
+def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> str | None:
+    """A warning when an absolute cut on `values` (IFD or r-IFD, must be < limit) fails most scored candidates."""
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or not values:
+        return None
+    failed = sum(value >= limit for value in values) / len(values)
+    if failed < CUT_FAILED_SHARE:
+        return None
+    spread = quantiles(values)
+    assert spread is not None  # values is not empty
+    median = spread.p50
+    why = (
+        "The cut at 1 is a calibration from instruction-tuned LLMs, and this student sits above it almost everywhere."
+        if limit == 1
+        else "This student sits above that cut almost everywhere."
+    )
+    return (
+        f"{label} >= {param} ({limit:g}) for {failed:.0%} of scored candidates (median {label} {median:.3f}). {why} "
+        f"A cut relative to this job, e.g. {param} = {median:.3f} (its median), lets about half of them through: "
+        "try it with what-if before re-deciding (docs/experiment.md)."
+    )
+
+
+def _warnings(table: Sequence[SampleScores], retained: int, policy: str, params: dict[str, object]) -> list[str]:
+    """What a user should know before training on this decision set: too few samples, a miscalibrated cut."""
+    warnings: list[str] = []
+    samples = len(table)
+    # ifd_topk keeps its k_percent by construction: a small share there is what was asked for.
+    if samples and retained / samples < LOW_YIELD_SHARE and policy != "ifd_topk":
+        warnings.append(
+            f"This decision set keeps {retained} of {samples} samples ({retained / samples:.1%}): a fine-tune on "
+            "so few memorises them. Check the cuts below, or re-decide with another policy or parameters."
+        )
+    scored = [c for sample in table for c in sample.candidates if c.scored]
+    ifds = [c.ifd for c in scored if c.ifd is not None and math.isfinite(c.ifd)]
+    rifds = [c.rifd for c in scored if c.rifd is not None and math.isfinite(c.rifd)]
+    for warning in (
+        _cut_warning("IFD", "ifd_max", params.get("ifd_max"), ifds),
+        _cut_warning("r-IFD", "rifd_max", params.get("rifd_max"), rifds),
+    ):
+        if warning is not None:
+            warnings.append(warning)
+    return warnings
+
+
 def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> ReportOut:
     """Per teacher: acceptance, IFD / r-IFD / frontier score distributions, wins over the original, frontier zones,
     hedging; and the teachers ranked by how close their outputs sit to the student's frontier."""
@@ -274,6 +323,12 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         teachers=originals + ranked,
         ranking=[t.teacher for t in ranked],
         recommendation=_recommendation(ranked, band),
+        warnings=_warnings(
+            table,
+            sum(d.decision == "retained" for d in decisions.values()),
+            decision_set.policy,
+            dict(decision_set.params),
+        ),
     )
 
 
@@ -303,6 +358,8 @@ def report_markdown(report: ReportOut) -> str:
     ]
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
+    if report.warnings:
+        lines += ["**Warnings.**", "", *(f"- {warning}" for warning in report.warnings), ""]
     lines += [
         "| rank | teacher | candidates | accepted | usable inside | band: below | inside | beyond | misaligned "
         "| not feasible | beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging "

@@ -314,6 +314,11 @@ class ReportOut(BaseModel):
     teachers: list[TeacherReport] = Field(description="the originals first, then teachers by rank")
     ranking: list[str]
     recommendation: str | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what to know before training on this decision set: it keeps under 5% of the samples, or an "
+        "IFD / r-IFD cut fails 90% or more of the scored candidates (with the job's median as a relative cut)",
+    )
 
 
 class CodeVersion(BaseModel):

@@ -193,6 +193,27 @@ def test_a_job_too_big_to_draw_whole_is_drawn_one_sample_in_k_and_says_so(
     expect(page.locator("#histograms + .caption .subsampled")).to_contain_text(note)
 
 
+def test_the_teacher_comparison_shows_the_reports_warnings(
+    page: Page, server: LiveServer, finished: dict[str, Any]
+) -> None:
+    # A re-decision with an r-IFD cut below every candidate keeps nothing: the panel must say so, in the report's
+    # words. The job's own policy is re-run afterwards so the other tests see the decisions they expect.
+    decide = f"{server.url}/v1/jobs/{finished['id']}/decide"
+    made = httpx.post(decide, json={"policy": "frontier_band", "params": {"rifd_max": 0.01}}, timeout=30)
+    assert made.status_code == 201, made.text
+    try:
+        warnings = get(server, f"/v1/jobs/{finished['id']}/report")["warnings"]
+        assert len(warnings) == 2
+        page.goto(f"{server.url}/dashboard/#/jobs/{finished['id']}")
+        shown = page.locator("#report-warnings li")
+        expect(shown).to_have_count(2)
+        for index, warning in enumerate(warnings):
+            expect(shown.nth(index)).to_have_text(warning)
+        shoot(page, "report-warnings", full_page=False)
+    finally:
+        httpx.post(decide, json={"policy": "reflection"}, timeout=30).raise_for_status()
+
+
 def test_sample_browser_filters_and_shows_original_and_refinements_side_by_side(
     page: Page, server: LiveServer, finished: dict[str, Any]
 ) -> None:

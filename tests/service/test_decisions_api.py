@@ -247,3 +247,29 @@ def test_report_manifest_card_and_bundle(client: TestClient, finished: dict[str,
     assert len(archive.read("all.jsonl").decode().splitlines()) == 10
     assert json.loads(archive.read("manifest.json"))["decision_set"]["id"] == manifest["decision_set"]["id"]
     assert archive.read("README.md").decode().startswith("# Curated dataset")
+
+
+def test_report_warns_when_a_cut_rejects_nearly_everything(client: TestClient, finished: dict[str, Any]) -> None:
+    job_id = finished["id"]
+    samples = client.get(f"/v1/jobs/{job_id}/samples", params={"limit": 100}).json()["items"]
+    rifds = sorted(c["rifd"] for s in samples for c in s["candidates"] if c["status"] == "scored")
+    # The job's own decision set (reflection, r-IFD < 1): a warning about the r-IFD cut exactly when 90% fail it.
+    own = client.get(f"/v1/jobs/{job_id}/report").json()
+    fails = sum(r >= 1.0 for r in rifds) / len(rifds)
+    assert any("r-IFD >= rifd_max" in w for w in own["warnings"]) == (fails >= 0.9)
+
+    # A cut below every r-IFD: nothing is kept, and the report says so and suggests the job's median.
+    client.post(f"/v1/jobs/{job_id}/decide", json={"policy": "frontier_band", "params": {"rifd_max": 0.01}})
+    report = client.get(f"/v1/jobs/{job_id}/report").json()
+    low_yield, cut = report["warnings"]
+    assert low_yield.startswith("This decision set keeps 0 of 10 samples (0.0%)")
+    middle = len(rifds) // 2
+    median = rifds[middle] if len(rifds) % 2 else (rifds[middle - 1] + rifds[middle]) / 2
+    assert cut.startswith(f"r-IFD >= rifd_max (0.01) for 100% of scored candidates (median r-IFD {median:.3f})")
+    assert f"rifd_max = {median:.3f}" in cut
+    markdown = client.get(f"/v1/jobs/{job_id}/report", params={"format": "markdown"}).text
+    assert f"**Warnings.**\n\n- {low_yield}\n- {cut}\n" in markdown
+
+    # ifd_topk keeps its k% by design: no low-yield warning for k = 1 (one sample of ten).
+    client.post(f"/v1/jobs/{job_id}/decide", json={"policy": "ifd_topk", "params": {"k_percent": 1}})
+    assert not any("keeps" in w for w in client.get(f"/v1/jobs/{job_id}/report").json()["warnings"])

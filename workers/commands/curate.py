@@ -100,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
         status = _wait(job.id)
     if status != "succeeded":
         return _fail(f"job {job.id} ended {status}")
-    counts = write_outputs(job.id, out)
+    counts, warnings = write_outputs(job.id, out)
     print(f"frontier curate: {counts}", file=sys.stderr)
+    for warning in warnings:
+        print(f"frontier curate: warning: {warning}", file=sys.stderr)
     print(out)
     return 0
 
@@ -125,8 +127,8 @@ def _wait(job_id: uuid.UUID) -> str:
         time.sleep(POLL_SECONDS)
 
 
-def write_outputs(job_id: uuid.UUID, out: Path) -> dict[str, int]:
-    """Write the decided job's files into `out`; returns samples per decision."""
+def write_outputs(job_id: uuid.UUID, out: Path) -> tuple[dict[str, int], list[str]]:
+    """Write the decided job's files into `out`; returns samples per decision and the report's warnings."""
     from service.db import session_scope
     from service.jobs import exports
     from service.jobs import service as jobs
@@ -152,12 +154,11 @@ def write_outputs(job_id: uuid.UUID, out: Path) -> dict[str, int]:
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-    write_provenance(job_id, out)
-    return counts
+    return counts, write_provenance(job_id, out)
 
 
-def write_provenance(job_id: uuid.UUID, out: Path) -> None:
-    """Write the job's report (JSON and Markdown), manifest and dataset card into `out`."""
+def write_provenance(job_id: uuid.UUID, out: Path) -> list[str]:
+    """Write the job's report (JSON and Markdown), manifest and dataset card into `out`; the report's warnings."""
     from service.db import session_scope
     from service.jobs.manifest import build_manifest, dataset_card
     from service.jobs.report import build_report, report_markdown
@@ -169,3 +170,4 @@ def write_provenance(job_id: uuid.UUID, out: Path) -> None:
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (out / "README.md").write_text(dataset_card(manifest, report), encoding="utf-8")
+    return report.warnings

@@ -332,6 +332,9 @@
     const band = report.frontier.params;
     return panel('Teacher comparison', setNote,
       report.recommendation ? el('p', { class: 'recommendation' }, report.recommendation) : null,
+      (report.warnings || []).length
+        ? el('ul', { class: 'warnings', id: 'report-warnings' }, report.warnings.map((w) => el('li', {}, w)))
+        : null,
       el('div', { style: 'overflow-x: auto' }, table),
       el('p', { class: 'caption' },
         `Shares of each teacher's candidates (band: of its scored candidates, by frontier score alone). Band [${signed(band.low)}, ${signed(band.high)}] on the frontier score `
