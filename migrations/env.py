@@ -28,8 +28,26 @@ def run_offline() -> None:
 def _run(connection: Connection) -> None:
     # Batch mode lets later ALTERs work on SQLite, which rebuilds tables instead of altering them.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A rebuild drops the old table; with foreign keys enforced (service.db turns them on) that would cascade
+        # and delete every row that references it: all of a job's samples and candidates. Off for the migration
+        # (SQLite ignores the pragma inside a transaction, so before it), checked after, back on.
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # so that Alembic's transaction below is its own, committed when the migration ends
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows that break foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            connection.rollback()  # nothing to keep: the check only reads
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def run_online() -> None:

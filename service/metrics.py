@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from service.db import session_scope
-from service.models import Candidate, CandidateStatus, Job, JobStatus
+from service.models import Job, JobStatus
 from service.queue import get_queue
 from service.settings import get_settings
 
@@ -39,21 +39,16 @@ class _StateCollector(Collector):
         jobs = GaugeMetricFamily("frontier_jobs", "Jobs by status.", labels=["status"])
         with session_scope() as session:
             counts = {status: n for status, n in session.execute(select(Job.status, func.count()).group_by(Job.status))}
-            scored, tokens = session.execute(
+            # Totals kept on the job rows (added once per chunk): one row per job, not a scan of every candidate.
+            totals = session.execute(
                 select(
-                    func.count(),
-                    func.coalesce(
-                        func.sum(
-                            Candidate.n_instruction_tokens
-                            + Candidate.n_response_tokens
-                            + Candidate.n_response_tokens_backward
-                            + Candidate.n_instruction_tokens_backward
-                        ),
-                        0,
-                    ),
-                ).where(Candidate.status == CandidateStatus.scored)
+                    func.coalesce(func.sum(Job.scored_candidates), 0),
+                    func.coalesce(func.sum(Job.scored_tokens), 0),
+                    func.coalesce(func.sum(Job.scoring_seconds), 0.0),
+                )
             ).one()
-            seconds = session.scalar(select(func.coalesce(func.sum(Job.scoring_seconds), 0.0)))
+        # Postgres sums integers into NUMERIC (Decimal); the exposition wants plain numbers.
+        scored, tokens, seconds = int(totals[0]), int(totals[1]), float(totals[2])
         for status in JobStatus:
             jobs.add_metric([status.value], counts.get(status.value, 0))
         yield jobs

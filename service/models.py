@@ -141,6 +141,9 @@ class Job(Base):
     scored_samples: Mapped[int] = mapped_column(Integer, default=0)
     # Candidates whose scores came from the score cache instead of the engine.
     cached_candidates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Scored candidates and the tokens of their four scored spans, added once per chunk: what /metrics reads.
+    scored_candidates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    scored_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     retained_count: Mapped[int] = mapped_column(Integer, default=0)
     rejected_count: Mapped[int] = mapped_column(Integer, default=0)
     unscored_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -259,6 +262,13 @@ SCORE_FIELDS: tuple[str, ...] = (
     "n_response_tokens_backward",
     "n_instruction_tokens_backward",
     "instruction_truncated",
+)
+# The token counts of the four scored spans (a subset of SCORE_FIELDS): a job's scored tokens sum these.
+TOKEN_COUNT_FIELDS: tuple[str, ...] = (
+    "n_instruction_tokens",
+    "n_response_tokens",
+    "n_response_tokens_backward",
+    "n_instruction_tokens_backward",
 )
 
 

@@ -189,9 +189,16 @@ def mark_chunk_done(
 
 
 def add_progress(
-    session: Session, job_id: uuid.UUID, *, samples: int, scoring_seconds: float, cached_candidates: int = 0
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    samples: int,
+    scoring_seconds: float,
+    cached_candidates: int = 0,
+    scored_candidates: int = 0,
+    scored_tokens: int = 0,
 ) -> None:
-    """Add a finished chunk's samples, engine time and cache hits to the job's counters (atomic in SQL)."""
+    """Add a finished chunk's samples, engine time, cache hits and scored totals to the job (atomic in SQL)."""
     session.execute(
         update(Job)
         .where(Job.id == job_id)
@@ -199,6 +206,8 @@ def add_progress(
             scored_samples=Job.scored_samples + samples,
             scoring_seconds=Job.scoring_seconds + scoring_seconds,
             cached_candidates=Job.cached_candidates + cached_candidates,
+            scored_candidates=Job.scored_candidates + scored_candidates,
+            scored_tokens=Job.scored_tokens + scored_tokens,
         )
     )
 

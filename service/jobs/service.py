@@ -36,6 +36,7 @@ from service.jobs.schemas import (
 from service.models import (
     FINISHED_STATUSES,
     SCORE_FIELDS,
+    TOKEN_COUNT_FIELDS,
     Candidate,
     CandidateStatus,
     ChunkStatus,
@@ -258,12 +259,15 @@ def record_chunk_scores(
     if repository.mark_chunk_done(session, job_id, index, scoring_seconds=scoring_seconds, finished_at=now):
         chunk = repository.get_chunk(session, job_id, index)
         assert chunk is not None
+        scored = [row for row in rows if row.get("status") == CandidateStatus.scored]
         repository.add_progress(
             session,
             job_id,
             samples=chunk.n_samples,
             scoring_seconds=scoring_seconds,
             cached_candidates=cached_candidates,
+            scored_candidates=len(scored),
+            scored_tokens=sum(int(row.get(column) or 0) for row in scored for column in TOKEN_COUNT_FIELDS),
         )
     left = repository.chunks_left(session, job_id)
     if left == 0:
