@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 
 from service import schema
 from service.db import get_engine
 from service.models import Base
-from tests.services import Deployment
+from tests.service.test_jobs_api import create, run_job
+from tests.services import Deployment, example_records
 
 
 def test_migrated_schema_matches_the_models(deployment: Deployment) -> None:
@@ -30,3 +33,25 @@ def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
     assert set(inspect(get_engine(url)).get_table_names()) == {"alembic_version"}
     schema.upgrade(url)
     assert schema.current_revision(url) == schema.head_revision()
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_sqlite_table_rebuilds_keep_every_row(deployment: Deployment, client: TestClient, small_student: Path) -> None:
+    # 0004 and 0005 rebuild `jobs` on SQLite; with foreign keys on, dropping the old table would cascade into
+    # the job's samples, candidates, chunks and decisions. Down past both and up again: every row still there.
+    job = create(client, small_student, example_records(3, start=176))
+    run_job(job)
+    url = deployment.settings.database_dsn
+    tables = ("jobs", "chunks", "samples", "candidates", "decision_sets", "decisions")
+
+    def rows() -> dict[str, int]:
+        with get_engine(url).connect() as connection:
+            return {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one() for name in tables}
+
+    before = rows()
+    assert min(before.values()) > 0
+    command.downgrade(schema.alembic_config(url), "0003")
+    assert rows() == before
+    schema.upgrade(url)
+    assert rows() == before
+    assert client.get(f"/v1/jobs/{job['id']}/samples").json()["items"]
