@@ -26,6 +26,7 @@ from service.jobs.schemas import (
     Hedging,
     Quantiles,
     ReportOut,
+    ReportWarning,
     TeacherAcceptance,
     TeacherReport,
     WhatIfIn,
@@ -53,6 +54,8 @@ OVERCONFIDENT_CAUTION_SHARE = 0.25
 # with r-IFD < 1, 94-99% of samples were rejected and the student memorised the 7-24 left).
 LOW_YIELD_SHARE = 0.05
 CUT_FAILED_SHARE = 0.9
+LOW_YIELD = "low_yield"
+CUT_FAILS_MOST = "cut_fails_most"
 
 
 def _teacher(name: str | None) -> str:
@@ -215,7 +218,7 @@ def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> st
     return text
 
 
-def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> str | None:
+def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> ReportWarning | None:
     """A warning when an absolute cut on `values` (IFD or r-IFD, must be < limit) fails most scored candidates."""
     if not isinstance(limit, int | float) or isinstance(limit, bool) or not values:
         return None
@@ -224,28 +227,39 @@ def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> 
         return None
     spread = quantiles(values)
     assert spread is not None  # values is not empty
-    median = spread.p50
+    median = round(spread.p50, 3)
     why = (
         "The cut at 1 is a calibration from instruction-tuned LLMs, and this student sits above it almost everywhere."
         if limit == 1
         else "This student sits above that cut almost everywhere."
     )
-    return (
-        f"{label} >= {param} ({limit:g}) for {failed:.0%} of scored candidates (median {label} {median:.3f}). {why} "
-        f"A cut relative to this job, e.g. {param} = {median:.3f} (its median), lets about half of them through: "
-        "try it with what-if before re-deciding (docs/experiment.md)."
+    return ReportWarning(
+        code=CUT_FAILS_MOST,
+        message=(
+            f"{label} >= {param} ({limit:g}) for {failed:.0%} of scored candidates (median {label} {median:.3f}). "
+            f"{why} A cut relative to this job, e.g. {param} = {median:.3f} (its median), lets about half of them "
+            "through: try it with what-if before re-deciding (docs/experiment.md)."
+        ),
+        param=param,
+        suggested=median,
     )
 
 
-def _warnings(table: Sequence[SampleScores], retained: int, policy: str, params: dict[str, object]) -> list[str]:
+def _warnings(
+    table: Sequence[SampleScores], retained: int, policy: str, params: dict[str, object]
+) -> list[ReportWarning]:
     """What a user should know before training on this decision set: too few samples, a miscalibrated cut."""
-    warnings: list[str] = []
+    warnings: list[ReportWarning] = []
     samples = len(table)
     # ifd_topk keeps its k_percent by construction: a small share there is what was asked for.
     if samples and retained / samples < LOW_YIELD_SHARE and policy != "ifd_topk":
         warnings.append(
-            f"This decision set keeps {retained} of {samples} samples ({retained / samples:.1%}): a fine-tune on "
-            "so few memorises them. Check the cuts below, or re-decide with another policy or parameters."
+            ReportWarning(
+                code=LOW_YIELD,
+                message=f"This decision set keeps {retained} of {samples} samples ({retained / samples:.1%}): a "
+                "fine-tune on so few memorises them. Check the cuts below, or re-decide with another policy or "
+                "parameters.",
+            )
         )
     scored = [c for sample in table for c in sample.candidates if c.scored]
     ifds = [c.ifd for c in scored if c.ifd is not None and math.isfinite(c.ifd)]
@@ -257,6 +271,11 @@ def _warnings(table: Sequence[SampleScores], retained: int, policy: str, params:
         if warning is not None:
             warnings.append(warning)
     return warnings
+
+
+def suggested_params(report: ReportOut) -> dict[str, float]:
+    """The relative cuts the report's warnings suggest, as policy parameters (empty when it suggests none)."""
+    return {w.param: w.suggested for w in report.warnings if w.param is not None and w.suggested is not None}
 
 
 def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> ReportOut:
@@ -359,7 +378,7 @@ def report_markdown(report: ReportOut) -> str:
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
     if report.warnings:
-        lines += ["**Warnings.**", "", *(f"- {warning}" for warning in report.warnings), ""]
+        lines += ["**Warnings.**", "", *(f"- {warning.message}" for warning in report.warnings), ""]
     lines += [
         "| rank | teacher | candidates | accepted | usable inside | band: below | inside | beyond | misaligned "
         "| not feasible | beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging "

@@ -304,6 +304,17 @@ class FrontierOut(BaseModel):
     log_ifd_scale: float | None
 
 
+class ReportWarning(BaseModel):
+    """Something to know before training on a decision set, with the parameter change it suggests, if any."""
+
+    code: Literal["low_yield", "cut_fails_most"] = Field(
+        description="low_yield: it keeps under 5% of the samples; cut_fails_most: `param` fails 90% or more"
+    )
+    message: str
+    param: str | None = Field(default=None, description="the policy parameter the warning is about")
+    suggested: float | None = Field(default=None, description="a value relative to this job: its median of the score")
+
+
 class ReportOut(BaseModel):
     """Which teacher's outputs sit closest to this student's frontier, with the numbers behind it."""
 
@@ -314,7 +325,7 @@ class ReportOut(BaseModel):
     teachers: list[TeacherReport] = Field(description="the originals first, then teachers by rank")
     ranking: list[str]
     recommendation: str | None
-    warnings: list[str] = Field(
+    warnings: list[ReportWarning] = Field(
         default_factory=list,
         description="what to know before training on this decision set: it keeps under 5% of the samples, or an "
         "IFD / r-IFD cut fails 90% or more of the scored candidates (with the job's median as a relative cut)",

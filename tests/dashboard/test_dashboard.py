@@ -208,7 +208,7 @@ def test_the_teacher_comparison_shows_the_reports_warnings(
         shown = page.locator("#report-warnings li")
         expect(shown).to_have_count(2)
         for index, warning in enumerate(warnings):
-            expect(shown.nth(index)).to_have_text(warning)
+            expect(shown.nth(index)).to_have_text(warning["message"])
         shoot(page, "report-warnings", full_page=False)
     finally:
         httpx.post(decide, json={"policy": "reflection"}, timeout=30).raise_for_status()

@@ -256,20 +256,28 @@ def test_report_warns_when_a_cut_rejects_nearly_everything(client: TestClient, f
     # The job's own decision set (reflection, r-IFD < 1): a warning about the r-IFD cut exactly when 90% fail it.
     own = client.get(f"/v1/jobs/{job_id}/report").json()
     fails = sum(r >= 1.0 for r in rifds) / len(rifds)
-    assert any("r-IFD >= rifd_max" in w for w in own["warnings"]) == (fails >= 0.9)
+    assert any(w["param"] == "rifd_max" for w in own["warnings"]) == (fails >= 0.9)
 
     # A cut below every r-IFD: nothing is kept, and the report says so and suggests the job's median.
     client.post(f"/v1/jobs/{job_id}/decide", json={"policy": "frontier_band", "params": {"rifd_max": 0.01}})
     report = client.get(f"/v1/jobs/{job_id}/report").json()
     low_yield, cut = report["warnings"]
-    assert low_yield.startswith("This decision set keeps 0 of 10 samples (0.0%)")
+    assert (low_yield["code"], low_yield["param"], low_yield["suggested"]) == ("low_yield", None, None)
+    assert low_yield["message"].startswith("This decision set keeps 0 of 10 samples (0.0%)")
     middle = len(rifds) // 2
     median = rifds[middle] if len(rifds) % 2 else (rifds[middle - 1] + rifds[middle]) / 2
-    assert cut.startswith(f"r-IFD >= rifd_max (0.01) for 100% of scored candidates (median r-IFD {median:.3f})")
-    assert f"rifd_max = {median:.3f}" in cut
+    assert (cut["code"], cut["param"], cut["suggested"]) == ("cut_fails_most", "rifd_max", round(median, 3))
+    message = cut["message"]
+    assert message.startswith(f"r-IFD >= rifd_max (0.01) for 100% of scored candidates (median r-IFD {median:.3f})")
+    assert f"rifd_max = {median:.3f}" in message
     markdown = client.get(f"/v1/jobs/{job_id}/report", params={"format": "markdown"}).text
-    assert f"**Warnings.**\n\n- {low_yield}\n- {cut}\n" in markdown
+    assert f"**Warnings.**\n\n- {low_yield['message']}\n- {message}\n" in markdown
+
+    # The suggestion, taken: about half of the candidates pass the r-IFD cut again.
+    retry = client.post(f"/v1/jobs/{job_id}/decide", json={"policy": "frontier_band", "params": {"rifd_max": median}})
+    assert retry.status_code == 201, retry.text
+    assert not any(w["param"] == "rifd_max" for w in client.get(f"/v1/jobs/{job_id}/report").json()["warnings"])
 
     # ifd_topk keeps its k% by design: no low-yield warning for k = 1 (one sample of ten).
     client.post(f"/v1/jobs/{job_id}/decide", json={"policy": "ifd_topk", "params": {"k_percent": 1}})
-    assert not any("keeps" in w for w in client.get(f"/v1/jobs/{job_id}/report").json()["warnings"])
+    assert not any(w["code"] == "low_yield" for w in client.get(f"/v1/jobs/{job_id}/report").json()["warnings"])

@@ -135,7 +135,7 @@ def test_celery_worker_on_postgres_and_redis_matches_embedded_curate(
     assert (out / "report.md").read_text().startswith(f"# Teacher comparison: job {manifest['job_id']}")
     # Whatever the report warns about, curate says on stderr too (and nothing it does not).
     said = [line for line in result.stderr.splitlines() if line.startswith("frontier curate: warning: ")]
-    assert said == [f"frontier curate: warning: {warning}" for warning in report["warnings"]]
+    assert said == [f"frontier curate: warning: {warning['message']}" for warning in report["warnings"]]
     state = str(out / ".frontier")
     printed = subprocess.run(
         [sys.executable, "-m", "workers.cli", "report", manifest["job_id"], "--data-dir", state, "--format", "json"],

@@ -170,4 +170,4 @@ def write_provenance(job_id: uuid.UUID, out: Path) -> list[str]:
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (out / "README.md").write_text(dataset_card(manifest, report), encoding="utf-8")
-    return report.warnings
+    return [warning.message for warning in report.warnings]

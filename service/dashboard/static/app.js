@@ -333,7 +333,7 @@
     return panel('Teacher comparison', setNote,
       report.recommendation ? el('p', { class: 'recommendation' }, report.recommendation) : null,
       (report.warnings || []).length
-        ? el('ul', { class: 'warnings', id: 'report-warnings' }, report.warnings.map((w) => el('li', {}, w)))
+        ? el('ul', { class: 'warnings', id: 'report-warnings' }, report.warnings.map((w) => el('li', { 'data-code': w.code }, w.message)))
         : null,
       el('div', { style: 'overflow-x: auto' }, table),
       el('p', { class: 'caption' },
