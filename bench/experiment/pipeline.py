@@ -4,7 +4,9 @@ Curation runs `frontier curate` (the CLI, embedded default: SQLite, the filesyst
 worker) once per seed with the default policy; every other registered policy then re-decides the same job on
 its stored scores through `service.jobs.service.decide`, the code behind `POST /v1/jobs/{id}/decide`, and its
 retained set is read back through the export code (`service.jobs.exports`). New policies in
-`service.policies.POLICIES` become conditions without any change here.
+`service.policies.POLICIES` become conditions without any change here. Where the report of a policy's decision
+set warns that an IFD / r-IFD cut rejects nearly everything, the policy is run again with the cut it suggests
+(the job's median) as the condition `policy:NAME+suggested`.
 """
 
 from __future__ import annotations
@@ -89,8 +91,8 @@ def _product_settings(data_dir: Path) -> Iterator[None]:
 def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None = None) -> Curated:
     """Curate `data` once, then re-decide it under each policy; every policy's retained (example, teacher) pairs."""
     from service.db import dispose_engines, session_scope
-    from service.jobs import exports
     from service.jobs import service as jobs
+    from service.jobs.report import build_report, suggested_params
     from service.policies import POLICIES
 
     started = time.perf_counter()
@@ -103,14 +105,17 @@ def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None 
             job = uuid.UUID(job_id)
             for name in names:
                 with session_scope() as session:
-                    decision_set = jobs.decide(session, job, name, None).id
+                    made = jobs.decide(session, job, name, None)
+                    decision_set, params = made.id, dict(made.params)
+                policy_sets[name] = _retained(job, decision_set)
+                # Where the report warns that a cut rejects nearly everything, also take its advice (the job's
+                # median as the cut): the condition `NAME+suggested` measures whether the advice helps.
                 with session_scope() as session:
-                    records = exports.iter_records(session, job, "retained", scores=True, decision_set_id=decision_set)
-                    policy_sets[name] = [
-                        (sample_id, str(curation["chosen_candidate"]))
-                        for sample_id, _, _, curation in records
-                        if curation is not None
-                    ]
+                    suggested = suggested_params(build_report(session, job, decision_set))
+                if suggested:
+                    with session_scope() as session:
+                        advised = jobs.decide(session, job, name, {**params, **suggested}).id
+                    policy_sets[f"{name}+suggested"] = _retained(job, advised)
             with session_scope() as session:
                 table, _ = jobs.load_score_table(session, job)
         finally:
@@ -129,6 +134,20 @@ def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None 
             "ifd_below_1": round(fmean(ifd < 1 for ifd, _ in values), 4),
         }
     return Curated(job_id, policy_sets, teacher_scores, round(time.perf_counter() - started, 1))
+
+
+def _retained(job: uuid.UUID, decision_set: int) -> list[tuple[str, str]]:
+    """The (sample id, chosen candidate name) of every sample the decision set retained, in input order."""
+    from service.db import session_scope
+    from service.jobs import exports
+
+    with session_scope() as session:
+        records = exports.iter_records(session, job, "retained", scores=True, decision_set_id=decision_set)
+        return [
+            (sample_id, str(curation["chosen_candidate"]))
+            for sample_id, _, _, curation in records
+            if curation is not None
+        ]
 
 
 def load_candidates(data: Path) -> dict[tuple[str, str], Example]:
