@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from service.files import atomic_write
 from service.jobs.schemas import (
     DecisionName,
     DecisionSetList,
@@ -303,22 +303,16 @@ class Client:
         params: dict[str, Any] = {"format": format, "decision": decision, "scores": scores, "bundle": bundle}
         if decision_set is not None:
             params["decision_set"] = decision_set
-        target = Path(out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Not mkstemp: its 0600 mode would stay on the renamed file; "x" makes the name ours alone, umask applies.
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
         written = 0
-        try:
-            with open(temporary, "xb") as handle, self._stream(f"/v1/jobs/{job_id}/export", params) as blocks:
-                for block in blocks:
-                    handle.write(block)
-                    written += len(block)
-                    if progress is not None:
-                        progress(written)
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        with (
+            atomic_write(Path(out), binary=True) as handle,
+            self._stream(f"/v1/jobs/{job_id}/export", params) as blocks,
+        ):
+            for block in blocks:
+                handle.write(block)
+                written += len(block)
+                if progress is not None:
+                    progress(written)
         return written
 
     # -- transport --------------------------------------------------------------------------------------------

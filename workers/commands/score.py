@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from service.files import atomic_write
 from service.ingest import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
 from service.settings import get_settings
 from service.students.checkpoint import CheckpointError, inspect_checkpoint
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     bar = ProgressBar(len(rows), sys.stderr)
     counts = {"scored": 0, "unscored": 0}
-    with _atomic_output(args.out) as handle:
+    with atomic_write(args.out) as handle:
         for chunk in _chunks(rows, CANDIDATES_PER_CALL):
             candidates = [Candidate(t.instruction, t.response, t.input) for _, t in chunk]
             results = scorer.score(candidates, progress=bar.tracker(len(chunk)))
@@ -97,20 +95,6 @@ def _output_line(record: SampleRecord, text: CandidateText, scores: dict[str, An
 
 
 Row = tuple[SampleRecord, CandidateText]
-
-
-@contextmanager
-def _atomic_output(path: Path) -> Iterator[TextIO]:
-    """A file that appears at `path` only when complete: a failed run leaves nothing behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _chunks(rows: Sequence[Row], size: int) -> Iterator[list[Row]]:
