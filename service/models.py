@@ -247,6 +247,14 @@ class ScoreCacheEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# The token counts of the four scored spans: a job's scored tokens sum these.
+TOKEN_COUNT_FIELDS: tuple[str, ...] = (
+    "n_instruction_tokens",
+    "n_response_tokens",
+    "n_response_tokens_backward",
+    "n_instruction_tokens_backward",
+)
+
 # The engine's score fields stored on a candidate row, in CandidateScores' order (status/error/template aside).
 SCORE_FIELDS: tuple[str, ...] = (
     "nll_instruction",
@@ -257,18 +265,8 @@ SCORE_FIELDS: tuple[str, ...] = (
     "ifd",
     "ifd_loss_ratio",
     "rifd",
-    "n_instruction_tokens",
-    "n_response_tokens",
-    "n_response_tokens_backward",
-    "n_instruction_tokens_backward",
+    *TOKEN_COUNT_FIELDS,
     "instruction_truncated",
-)
-# The token counts of the four scored spans (a subset of SCORE_FIELDS): a job's scored tokens sum these.
-TOKEN_COUNT_FIELDS: tuple[str, ...] = (
-    "n_instruction_tokens",
-    "n_response_tokens",
-    "n_response_tokens_backward",
-    "n_instruction_tokens_backward",
 )
 
 

@@ -43,6 +43,7 @@ from service.policies.frontier_band import (
     Zone,
     frontier_zones,
 )
+from service.policies.ifd_topk import IfdTopKPolicy
 from service.policies.reflection import beats_original
 
 ORIGINAL = "original"
@@ -252,7 +253,7 @@ def _warnings(
     warnings: list[ReportWarning] = []
     samples = len(table)
     # ifd_topk keeps its k_percent by construction: a small share there is what was asked for.
-    if samples and retained / samples < LOW_YIELD_SHARE and policy != "ifd_topk":
+    if samples and retained / samples < LOW_YIELD_SHARE and policy != IfdTopKPolicy.name:
         warnings.append(
             ReportWarning(
                 code=LOW_YIELD,

@@ -318,16 +318,13 @@ def _sample_row(sample: SampleOut) -> list[str]:
     shown = sample.chosen_candidate or "original"
     scores = next((c for c in sample.candidates if c.name == shown), None)
 
-    def number(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
-
     return [
         sample.sample_id,
         sample.decision or "-",
         sample.reason or "-",
         sample.chosen_candidate or "-",
-        number(scores.ifd if scores else None),
-        number(scores.rifd if scores else None),
+        _number(scores.ifd if scores else None),
+        _number(scores.rifd if scores else None),
         ",".join(c.name for c in sample.candidates),
     ]
 
@@ -341,21 +338,18 @@ def _sample(client: Client, args: argparse.Namespace) -> int:
     chosen = f", chose {sample.chosen_candidate}" if sample.chosen_candidate else ""
     print(f"sample {sample.sample_id}: {sample.decision or 'not decided'} ({sample.reason or '-'}){chosen}")
 
-    def number(value: float | None, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
-
     header = ["CANDIDATE", "STATUS", "IFD", "R-IFD", "PPL(A|Q)", "L(A|Q)", "L(A)", "L(Q)", "L(Q|A)", "TOKENS Q/A"]
     rows = [
         [
             ("* " if c.name == sample.chosen_candidate else "  ") + c.name,
             c.status if c.status == "scored" else f"{c.status}: {c.error}",
-            number(c.ifd),
-            number(c.rifd),
-            number(c.ppl_response_given_instruction, 2),
-            number(c.nll_response_given_instruction),
-            number(c.nll_response),
-            number(c.nll_instruction),
-            number(c.nll_instruction_given_response),
+            _number(c.ifd),
+            _number(c.rifd),
+            _number(c.ppl_response_given_instruction, 2),
+            _number(c.nll_response_given_instruction),
+            _number(c.nll_response),
+            _number(c.nll_instruction),
+            _number(c.nll_instruction_given_response),
             f"{c.n_instruction_tokens or '-'}/{c.n_response_tokens or '-'}",
         ]
         for c in sample.candidates
@@ -418,6 +412,10 @@ def _sweep_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text.strip()
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _print_table(header: list[str], rows: Iterable[list[str]]) -> None:
