@@ -30,9 +30,10 @@ score: student
 	$(BIN)/frontier score $(DATA) --student $(STUDENT) --out out/scores.jsonl
 
 lint: install
-	$(BIN)/ruff check service workers tests bench examples migrations
-	$(BIN)/ruff format --check service workers tests bench examples migrations
+	$(BIN)/ruff check core service workers frontier tests bench examples migrations
+	$(BIN)/ruff format --check core service workers frontier tests bench examples migrations
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the process boundaries: [tool.importlinter] in pyproject.toml
 
 # Headless Chromium for the dashboard's browser tests (tests/dashboard): Debian's package, driven by Playwright's
 # Python driver; never `playwright install` (it downloads browsers). apt-get update only when the install fails.

@@ -182,7 +182,7 @@ def free_port() -> int:
 @contextmanager
 def api_server(env: dict[str, str], port: int) -> Iterator[str]:
     """`frontier serve` (no local worker, no migrations) as a child process; yields its URL once it is ready."""
-    command = [sys.executable, "-m", "workers.cli", "serve", "--port", str(port), "--no-worker", "--no-migrate"]
+    command = [sys.executable, "-m", "frontier.cli", "serve", "--port", str(port), "--no-worker", "--no-migrate"]
     # The server's log goes to a file, not a pipe: a pipe nobody reads would block it under load.
     log = tempfile.NamedTemporaryFile(prefix="frontier-api-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -28,8 +28,8 @@ from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.dataset import candidate_texts, parse_jsonl
 from examples.student import build_student, default_student_dir
-from service.ingest import candidate_texts, parse_jsonl
 from tests.workers.scoring.reference import ReferenceScores, reference_scores, relative_error
 from workers.scoring import Candidate, CandidateScores, Scorer, ScoringStats, Student, get_student
 

@@ -59,7 +59,7 @@ def synthesise(n: int) -> list[dict[str, Any]]:
 
 def bare_scoring(student: Path, samples: list[dict[str, Any]], chunk_size: int) -> float:
     """Seconds the engine alone needs for every candidate, scored chunk by chunk as the workers do."""
-    from service.ingest import parse_records
+    from core.dataset import parse_records
     from service.settings import get_settings
     from workers.curation import get_scorer
     from workers.scoring import get_student

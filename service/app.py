@@ -1,8 +1,14 @@
-"""The FastAPI application: v1 routes, health and readiness, domain errors mapped onto HTTP statuses."""
+"""The FastAPI application: v1 routes, health and readiness, domain errors mapped onto HTTP statuses.
+
+Only the project's own input errors (core.errors.InputError and its kin) are the client's fault; any other
+exception is a bug and answers 500 with the request id that its logged traceback carries.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,17 +20,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from core.dataset import DatasetError, LimitError
+from core.errors import ConflictError, InputError, NotFoundError, UnavailableError
 from service.auth import AuthError
 from service.dashboard.router import mount_dashboard
 from service.db import dispose_engines, get_engine
-from service.errors import ConflictError, NotFoundError, UnavailableError
-from service.ingest import DatasetError, LimitError
 from service.jobs.router import router as jobs_router
 from service.metrics import REQUEST_LATENCY, render
 from service.policies import PolicyError
 from service.policies.router import router as policies_router
 from service.queue import check_broker
-from service.students.checkpoint import CheckpointError
+
+logger = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def _error(code: int, message: str, **where: Any) -> JSONResponse:
@@ -53,7 +61,11 @@ def create_app() -> FastAPI:
     @app.middleware("http")
     async def _time_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
+        # A caller's own id is kept (so its logs and ours line up); otherwise one is made for this request.
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")[:100] or uuid.uuid4().hex
+        request.state.request_id = request_id
         response = await call_next(request)
+        response.headers[REQUEST_ID_HEADER] = request_id
         # The route template, not the path: one series per endpoint, not one per job id.
         route = getattr(request.scope.get("route"), "path", "unmatched")
         REQUEST_LATENCY.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - started)
@@ -78,17 +90,28 @@ def create_app() -> FastAPI:
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    @app.exception_handler(CheckpointError)
-    async def _checkpoint_error(_: Request, exc: CheckpointError) -> JSONResponse:
-        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field="student")
-
     @app.exception_handler(PolicyError)
     async def _policy_error(_: Request, exc: PolicyError) -> JSONResponse:
         return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=exc.field or "policy")
 
-    @app.exception_handler(ValueError)
-    async def _value_error(_: Request, exc: ValueError) -> JSONResponse:
-        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    @app.exception_handler(InputError)
+    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=exc.field)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: log the traceback under an id the client can quote.
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        logger.error(
+            "unhandled error in %s %s", request.method, request.url.path, exc_info=exc, extra={"request_id": request_id}
+        )
+        response = _error(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            f"internal error; quote request id {request_id} when reporting it",
+            request_id=request_id,
+        )
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:

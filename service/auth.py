@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.errors import NotFoundError
+from core.errors import InputError, NotFoundError
 from service.models import ApiKey, Job, Tenant, utcnow
 
 KEY_SCHEME = "fck"
@@ -93,7 +93,7 @@ def check_job_access(session: Session, job_id: object, caller: Caller) -> None:
 def create_key(session: Session, tenant: str, name: str = "") -> str:
     """A new key for `tenant` (created on first use); the only time the key itself is ever seen."""
     if not tenant.strip():
-        raise ValueError("tenant: expected a non-empty name")
+        raise InputError("tenant: expected a non-empty name", field="tenant")
     owner = session.scalars(select(Tenant).where(Tenant.name == tenant)).one_or_none()
     if owner is None:
         owner = Tenant(name=tenant, created_at=utcnow())

@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 
 # Record attributes worth a key of their own in the JSON line.
-CONTEXT_FIELDS = ("job_id", "chunk", "tenant", "task")
+CONTEXT_FIELDS = ("job_id", "chunk", "tenant", "task", "request_id")
 
 
 class JsonFormatter(logging.Formatter):

@@ -247,29 +247,6 @@ class ScoreCacheEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# The token counts of the four scored spans: a job's scored tokens sum these.
-TOKEN_COUNT_FIELDS: tuple[str, ...] = (
-    "n_instruction_tokens",
-    "n_response_tokens",
-    "n_response_tokens_backward",
-    "n_instruction_tokens_backward",
-)
-
-# The engine's score fields stored on a candidate row, in CandidateScores' order (status/error/template aside).
-SCORE_FIELDS: tuple[str, ...] = (
-    "nll_instruction",
-    "nll_response_given_instruction",
-    "nll_response",
-    "nll_instruction_given_response",
-    "ppl_response_given_instruction",
-    "ifd",
-    "ifd_loss_ratio",
-    "rifd",
-    *TOKEN_COUNT_FIELDS,
-    "instruction_truncated",
-)
-
-
 class DecisionSet(Base):
     """One run of a policy over a job's stored scores: the policy's name, version and parameters."""
 

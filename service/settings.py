@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.ingest import DEFAULT_LIMITS, Limits
+from core.dataset import DEFAULT_LIMITS, Limits
+from core.templates import DEFAULT_TEMPLATE, TemplateName
 
 
 class Settings(BaseSettings):
@@ -32,7 +33,7 @@ class Settings(BaseSettings):
     # Student checkpoints must resolve inside one of these; None allows any local path (embedded use).
     student_roots: list[Path] | None = None
     default_policy: str = "reflection"
-    template: Literal["plain", "chat"] = "plain"
+    template: TemplateName = DEFAULT_TEMPLATE
 
     # Samples per chunk task: small enough that a lost worker repeats little (on a GPU, 128 samples are about a
     # second of scoring), large enough that the ~20-40 ms of queue and database work per chunk stays small.
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
-    # Dataset limits (service.ingest.Limits): each refusal names its FRONTIER_* variable.
+    # Dataset limits (core.dataset.Limits): each refusal names its FRONTIER_* variable.
     max_records: int = Field(default=DEFAULT_LIMITS.max_records, ge=1)
     max_record_bytes: int = Field(default=DEFAULT_LIMITS.max_record_bytes, ge=1)
     max_candidates_per_sample: int = Field(default=DEFAULT_LIMITS.max_candidates_per_sample, ge=1)

@@ -59,7 +59,7 @@ def live_server(data_dir: Path, *, worker: bool = True, port: int | None = None,
     port = port or free_port()
     env = server_env(data_dir, **extra)
     log = data_dir / "serve.log"
-    command = [sys.executable, "-m", "workers.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "frontier.cli", "serve", "--port", str(port)]
     command.append("--worker" if worker else "--no-worker")
     with log.open("wb") as sink:
         # Its own session: on teardown the server and the worker it started are signalled together.

@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from core.dataset import SampleRecord, candidate_texts
 from service.db import session_scope, unit_of_work
-from service.ingest import SampleRecord, candidate_texts
 from service.jobs import recovery, score_cache
 from service.jobs import service as jobs
 from service.models import utcnow
@@ -20,8 +20,8 @@ from service.queue import send_chunks
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from core.scores import Candidate
     from workers.scoring import Scorer
-    from workers.scoring.types import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class StudentChangedError(RuntimeError):
 
 def candidates_of(record: SampleRecord) -> list[tuple[str, str | None, Candidate]]:
     """Every candidate of a sample as (candidate name, teacher or None, Candidate), the original first."""
-    from workers.scoring.types import Candidate
+    from core.scores import Candidate
 
     return [
         (text.name, text.teacher, Candidate(instruction=text.instruction, response=text.response, input=text.input))
@@ -77,7 +77,7 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
         with session_scope() as session:
             return jobs.chunk_completes_job(session, job_id)
     # Only now: a skipped delivery (chunk done, job cancelled) never pays for importing torch.
-    from workers.scoring.types import SCORING_VERSION, Candidate
+    from core.scores import SCORING_VERSION, Candidate
 
     cache_key = {"fingerprint": work.student_fingerprint, "template": work.template, "scoring_version": SCORING_VERSION}
     hashes = [score_cache.text_hash(c.instruction, c.input, c.response) for c in work.candidates]

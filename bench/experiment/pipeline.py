@@ -59,7 +59,7 @@ def run_curate(data: Path, student: Path, out: Path) -> str:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     env = {**os.environ, "FRONTIER_DATA_DIR": str(out / ".frontier")}
-    command = [sys.executable, "-m", "workers.cli", "curate", str(data), "--student", str(student), "--out", str(out)]
+    command = [sys.executable, "-m", "frontier.cli", "curate", str(data), "--student", str(student), "--out", str(out)]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     (out / "curate.log").write_text(result.stderr)
     if result.returncode != 0:
@@ -152,7 +152,7 @@ def _retained(job: uuid.UUID, decision_set: int) -> list[tuple[str, str]]:
 
 def load_candidates(data: Path) -> dict[tuple[str, str], Example]:
     """Every candidate of a dataset (any layout the product ingests), keyed by (sample id, candidate name)."""
-    from service.ingest import candidate_texts, parse_dataset
+    from core.dataset import candidate_texts, parse_dataset
 
     return {
         (record.id, text.name): Example(text.instruction, text.input, text.response)
@@ -165,7 +165,7 @@ def conditions(
     candidates: dict[tuple[str, str], Example], curated: Curated
 ) -> dict[str, tuple[list[Example], dict[str, int]]]:
     """Every condition's training set and its composition by source: each teacher alone, the union, each policy."""
-    from service.ingest import ORIGINAL
+    from core.dataset import ORIGINAL
 
     by_teacher: dict[str, list[Example]] = {}
     for (_, name), example in candidates.items():

@@ -11,9 +11,10 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Row, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from core.checkpoint import CheckpointInfo
+from core.scores import SCORE_FIELDS
 from service.db import Base, insert_ignoring_conflicts
 from service.models import (
-    SCORE_FIELDS,
     Candidate,
     Chunk,
     ChunkStatus,
@@ -25,7 +26,6 @@ from service.models import (
     Student,
     utcnow,
 )
-from service.students.checkpoint import CheckpointInfo
 
 
 def _table(model: type[Base]) -> Table:

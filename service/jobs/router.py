@@ -12,8 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
+from core.dataset import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
+from core.templates import TEMPLATES
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
-from service.ingest import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
 from service.jobs import exports, manifest, points, report
 from service.jobs import service as jobs
 from service.jobs.repository import SampleFilter
@@ -56,7 +57,7 @@ _CREATE_BODY: dict[str, Any] = {
                         "student": {"type": "string", "description": "student checkpoint directory"},
                         "policy": {"type": "string", "default": "reflection"},
                         "params": {"type": "string", "description": "policy parameters as a JSON object"},
-                        "template": {"type": "string", "enum": ["plain", "chat", "alpaca"]},
+                        "template": {"type": "string", "enum": list(TEMPLATES)},
                         "format": {"type": "string", "enum": ["jsonl", "parquet"]},
                     },
                 }

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.templates import TemplateName
+
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 DecisionName = Literal["retained", "rejected", "unscored"]
 
@@ -21,7 +23,7 @@ class JobCreate(BaseModel):
     student: str = Field(description="student checkpoint directory (under an allowed root)")
     policy: str | None = Field(default=None, description="policy name; default `reflection`")
     params: dict[str, Any] | None = Field(default=None, description="policy parameters")
-    template: Literal["plain", "chat", "alpaca"] | None = None
+    template: TemplateName | None = None
     name: str = ""
 
 

@@ -14,10 +14,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.confidence import hedging_rate, strips_hedging
+from core.checkpoint import inspect_checkpoint
+from core.confidence import hedging_rate, strips_hedging
+from core.dataset import SampleRecord, candidate_texts
+from core.errors import ConflictError, InputError, NotFoundError
+from core.scores import SCORE_FIELDS, TOKEN_COUNT_FIELDS
+from core.templates import check_template
 from service.db import UnitOfWork
-from service.errors import ConflictError, NotFoundError
-from service.ingest import SampleRecord, candidate_texts
 from service.jobs import repository
 from service.jobs.schemas import (
     CandidateOut,
@@ -35,8 +38,6 @@ from service.jobs.schemas import (
 )
 from service.models import (
     FINISHED_STATUSES,
-    SCORE_FIELDS,
-    TOKEN_COUNT_FIELDS,
     Candidate,
     CandidateStatus,
     ChunkStatus,
@@ -48,9 +49,7 @@ from service.models import (
 )
 from service.policies import CandidateScore, SampleScores, get_policy, resolve_params
 from service.settings import Settings
-from service.students.checkpoint import inspect_checkpoint
 
-TEMPLATES = ("plain", "chat", "alpaca")
 # Columns a chunk write may set on a candidate row: the engine's output, nothing else.
 WRITABLE_SCORE_COLUMNS = frozenset({"status", "error", "template", "scoring_version", *SCORE_FIELDS})
 
@@ -90,9 +89,7 @@ def create_job(
         if earlier is not None:
             return _replayed(earlier, idempotency_key, request_hash)
     policy_impl, policy_params = resolve_params(policy or settings.default_policy, params)
-    template = template or settings.template
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}: expected one of {', '.join(TEMPLATES)}")
+    template = check_template(template or settings.template)
     info = inspect_checkpoint(student_path, allowed_roots=settings.student_roots)
     session = uow.session
     student = repository.get_or_create_student(session, info)
@@ -537,7 +534,7 @@ def _decode_cursor(cursor: str) -> str:
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor: not a cursor this API issued") from exc
+        raise InputError("cursor: not a cursor this API issued", field="cursor") from exc
 
 
 def list_jobs(
@@ -550,7 +547,7 @@ def list_jobs(
         try:
             before = (datetime.fromisoformat(created), uuid.UUID(job_id))
         except ValueError as exc:
-            raise ValueError("cursor: not a cursor this API issued") from exc
+            raise InputError("cursor: not a cursor this API issued", field="cursor") from exc
     jobs = repository.list_jobs(session, tenant_id=tenant_id, status=status, before=before, limit=limit + 1)
     items = [job_out(job) for job in jobs[:limit]]
     next_cursor = None
@@ -596,7 +593,7 @@ def list_samples(
         try:
             after = int(_decode_cursor(cursor))
         except ValueError as exc:
-            raise ValueError("cursor: not a cursor this API issued") from exc
+            raise InputError("cursor: not a cursor this API issued", field="cursor") from exc
     decision_set = resolve_decision_set(session, job_id, decision_set_id)
     rows = repository.sample_page(
         session,

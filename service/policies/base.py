@@ -15,13 +15,15 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.errors import InputError
+
 DecisionValue = Literal["retained", "rejected", "unscored"]
 
 # Reason codes shared by policies; each policy documents which it can give.
 UNSCORED = "unscored"
 MISALIGNED_IFD_GE_1 = "misaligned_ifd_ge_1"
 NOT_FEASIBLE = "not_feasible"
-# A refinement that strips the original's hedging (service.confidence), rejected when a policy is asked to.
+# A refinement that strips the original's hedging (core.confidence), rejected when a policy is asked to.
 OVERCONFIDENT_STYLE = "overconfident_style"
 
 
@@ -89,12 +91,8 @@ class PolicyParams(BaseModel):
 P = TypeVar("P", bound=PolicyParams)
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """An unknown policy or parameters the policy does not accept; `field` names the request field at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class Policy(Generic[P]):

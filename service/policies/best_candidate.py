@@ -7,7 +7,7 @@ instruction is judged on its own instruction, as it would be trained. Ties keep 
 
 GRAPE applies no alignment cut, so `ifd_max` is unset by default; set it (e.g. 1.0, Cherry LLM's cut) to
 skip candidates whose instruction does not help. With `reject_overconfident`, refinements that strip the
-original's hedging (service.confidence) are skipped and listed under `detail["overconfident_style"]`.
+original's hedging (core.confidence) are skipped and listed under `detail["overconfident_style"]`.
 
 Reasons: retained `most_probable`; rejected `misaligned_ifd_ge_1` (every scored candidate has IFD >= ifd_max),
 `overconfident_style` (the only remaining candidates strip hedging); `unscored`.

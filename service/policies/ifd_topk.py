@@ -5,7 +5,7 @@ highest-IFD remaining candidate (the hardest one that still follows its instruct
 keep the top `k_percent` of *all* samples (rounded up), as the paper keeps 5-15% of Alpaca. Ties rank by
 input order so decisions are reproducible. `score` picks the PPL-ratio IFD (`ifd`) or the paper's loss-ratio
 form (`ifd_loss_ratio`); the IFD < 1 cut is the same for both. With `reject_overconfident`, refinements that
-strip the original's hedging (service.confidence) leave the pool before ranking.
+strip the original's hedging (core.confidence) leave the pool before ranking.
 
 Reasons: retained `top_k_ifd`; rejected `misaligned_ifd_ge_1`, `overconfident_style` (the only aligned
 candidates strip hedging), `below_top_k`; `unscored`.

@@ -11,7 +11,7 @@ beat the original the one with the lowest r-IFD wins (ties: record order).
 - `variant: "paper"`, the paper's rule alone: no absolute thresholds, the student only chooses between the
   original and its refinements, so a scored sample is always kept (`ifd_max`/`rifd_max` must be left unset).
 
-With `reject_overconfident`, a refinement that strips the original's hedging (service.confidence) is not
+With `reject_overconfident`, a refinement that strips the original's hedging (core.confidence) is not
 eligible; those passed over are listed under `detail["overconfident_style"]`.
 
 Reasons: retained `refinement_selected`, `original_kept` (no refinements), `refinement_rejected_kept_original`;

@@ -270,7 +270,7 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
 
 def create_key(server: LiveServer, tenant: str) -> str:
     """`frontier keys create` against the server's database; the new key."""
-    command = [sys.executable, "-m", "workers.cli", "keys", "create", "--tenant", tenant]
+    command = [sys.executable, "-m", "frontier.cli", "keys", "create", "--tenant", tenant]
     return subprocess.check_output(command, cwd=ROOT, env=server.env, text=True, timeout=120).strip()
 
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from frontier.cli import main as frontier
 from service import auth
 from service.app import create_app
 from service.db import session_scope
@@ -18,7 +19,6 @@ from service.models import ApiKey, Job
 from service.settings import get_settings
 from tests.service.test_jobs_api import run_job
 from tests.services import Deployment, as_jsonl, example_records
-from workers.cli import main as frontier
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_celery_worker_on_postgres_and_redis_matches_embedded_curate(
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTIER_")}
     env["FRONTIER_CHUNK_SIZE"] = str(TEST_CHUNK_SIZE)
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "curate", str(data), "--student", str(student_dir), "--out", str(out)],
+        [sys.executable, "-m", "frontier.cli", "curate", str(data), "--student", str(student_dir), "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -138,7 +138,7 @@ def test_celery_worker_on_postgres_and_redis_matches_embedded_curate(
     assert said == [f"frontier curate: warning: {warning['message']}" for warning in report["warnings"]]
     state = str(out / ".frontier")
     printed = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "report", manifest["job_id"], "--data-dir", state, "--format", "json"],
+        [sys.executable, "-m", "frontier.cli", "report", manifest["job_id"], "--data-dir", state, "--format", "json"],
         env=env,
         capture_output=True,
         text=True,

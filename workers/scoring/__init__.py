@@ -5,9 +5,9 @@ student = get_student("path/to/checkpoint")          # loaded once per process
 scores = Scorer(student, template="plain").score([Candidate("Add 2 and 3.", "5")])
 """
 
+from core.scores import SCORING_VERSION, Candidate, CandidateScores, StudentIdentity
 from workers.scoring.engine import Scorer, ScoringStats
 from workers.scoring.student import Student, get_student
-from workers.scoring.types import SCORING_VERSION, Candidate, CandidateScores, StudentIdentity
 
 __all__ = [
     "SCORING_VERSION",

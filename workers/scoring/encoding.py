@@ -15,8 +15,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.scores import Candidate
 from workers.scoring.templates import RenderedCandidate, RenderedText, SpanTokenizer, Template, TemplateError
-from workers.scoring.types import Candidate
 
 # Re-tokenizing a cut prompt can shift a token; a few rounds always settle it in practice.
 _MAX_TRUNCATION_ROUNDS = 4

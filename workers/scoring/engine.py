@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from core.scores import Candidate, CandidateScores
 from workers.scoring.attention import SEGMENTS_KWARG
 from workers.scoring.encoding import CandidateEncoder, CandidateError, EncodedCandidate, ScoredSequence
 from workers.scoring.packing import Tree, build_trees, make_batch, plan_batches
 from workers.scoring.student import Student
 from workers.scoring.templates import SpanTokenizer, resolve_template
-from workers.scoring.types import Candidate, CandidateScores
 
 # Rows of hidden states sent through the output head at once, instead of materialising [tokens x vocabulary].
 # Up to 1024 rows (narrower matmuls run well below peak: 333 rows x 50k vocab reached 145 GFLOP/s against

@@ -11,9 +11,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.activations import GELUTanh, NewGELUActivation
 
-from service.students.checkpoint import CheckpointError, CheckpointInfo, inspect_checkpoint
+from core.checkpoint import CheckpointError, CheckpointInfo, inspect_checkpoint
+from core.scores import StudentIdentity
 from workers.scoring.attention import PACKED_ATTENTION
-from workers.scoring.types import StudentIdentity
 
 Precision = Literal["float32", "bfloat16", "float16"]
 DeviceName = Literal["auto", "cpu", "cuda"]

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from tokenizers import Tokenizer
 
-from workers.scoring.types import Candidate
+from core.scores import Candidate
+from core.templates import check_template
 
 SEP = "\n\n"
 
@@ -173,14 +174,13 @@ class ChatTemplate:
 
 
 def resolve_template(name: str, tokenizer: Any, start_token: str | None) -> Template:
-    """`plain`, or `chat` (the tokenizer's chat template when it has one, else the Alpaca prompt)."""
-    if name == "plain":
+    """`plain`, `alpaca`, or `chat` (the tokenizer's chat template when it has one, else the Alpaca prompt)."""
+    known = check_template(name)
+    if known == "plain":
         return PlainTemplate()
-    if name == "chat":
-        if getattr(tokenizer, "chat_template", None):
-            return ChatTemplate(tokenizer, start_token)
-        return AlpacaTemplate()
-    raise ValueError(f"unknown template {name!r}: expected 'plain' or 'chat'")
+    if known == "chat" and getattr(tokenizer, "chat_template", None):
+        return ChatTemplate(tokenizer, start_token)
+    return AlpacaTemplate()
 
 
 class SpanTokenizer:

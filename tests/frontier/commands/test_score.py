@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.scores import SCORE_FIELDS
+from frontier.cli import main
 from tests.workers.scoring.builders import write_config
-from workers.cli import main
 
 GOOD = {
     "id": "s-1",
@@ -21,21 +22,8 @@ GOOD = {
         {"teacher": "teacher-b", "instruction": "What is two plus three?", "response": "Five."},
     ],
 }
-SCORE_FIELDS = {
-    "status",
-    "template",
-    "error",
-    "nll_instruction",
-    "nll_response_given_instruction",
-    "nll_response",
-    "nll_instruction_given_response",
-    "ppl_response_given_instruction",
-    "ifd",
-    "ifd_loss_ratio",
-    "rifd",
-    "n_instruction_tokens",
-    "n_response_tokens",
-}
+# Every field of the engine's contract, plus the status, the template and the error.
+OUTPUT_KEYS = {"status", "template", "error", *SCORE_FIELDS}
 
 
 def _write_jsonl(path: Path, lines: list[str]) -> Path:
@@ -57,7 +45,7 @@ def test_score_writes_one_line_per_candidate(gpt2_student_dir: Path, tmp_path: P
         ("s-2", "original", None),
     ]
     for record in lines:
-        assert record.keys() >= SCORE_FIELDS
+        assert record.keys() >= OUTPUT_KEYS
         assert record["status"] == "scored"
         assert record["template"] == "plain"
         assert record["ifd"] > 0

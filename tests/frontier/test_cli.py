@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from frontier.cli import build_parser, main
 from service import schema
 from service.settings import get_settings
 from tests.services import configure
-from workers.cli import build_parser, main
 
 
 def test_commands_are_registered() -> None:

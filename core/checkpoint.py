@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import InputError
+
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 TOKENIZER_FILES = frozenset(
     {
@@ -39,8 +41,11 @@ MAX_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_lengt
 _HASH_BLOCK = 1 << 20
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A student checkpoint that cannot or must not be loaded; the message says what is wrong."""
+
+    def __init__(self, message: str, *, field: str | None = "student") -> None:
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""service.files.atomic_write: the file appears whole or not at all, with the mode any user file gets."""
+"""core.files.atomic_write: the file appears whole or not at all, with the mode any user file gets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.files import atomic_write
+from core.files import atomic_write
 
 
 def test_the_file_appears_only_when_complete_with_the_umask_mode(tmp_path: Path) -> None:

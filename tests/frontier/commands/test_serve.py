@@ -45,7 +45,7 @@ def test_sigterm_stops_the_api_and_its_local_worker(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "serve", "--port", str(port), "--worker"],
+            [sys.executable, "-m", "frontier.cli", "serve", "--port", str(port), "--worker"],
             cwd=ROOT,
             env=server_env(tmp_path / "data"),
             stdout=sink,

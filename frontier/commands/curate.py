@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from core.templates import TEMPLATES
+
 POLL_SECONDS = 0.2
 
 
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--policy", default=None, help="decision policy (default: reflection)")
     parser.add_argument("--params", default=None, help="policy parameters as a JSON object")
-    parser.add_argument("--template", choices=("plain", "chat", "alpaca"), default=None)
+    parser.add_argument("--template", choices=TEMPLATES, default=None)
     parser.add_argument("--no-worker", dest="worker", action="store_false", help="rely on workers already running")
     parser.set_defaults(handler=run)
 
@@ -50,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     out = args.out.expanduser().resolve()
     if "FRONTIER_DATA_DIR" not in os.environ:
         os.environ["FRONTIER_DATA_DIR"] = str(out / ".frontier")
+    from core.checkpoint import CheckpointError
+    from core.dataset import DatasetError, parse_dataset
     from service.db import unit_of_work
-    from service.ingest import DatasetError, parse_dataset
     from service.jobs import service as jobs
     from service.policies import PolicyError
     from service.queue import enqueue_chunks
     from service.schema import upgrade
     from service.settings import get_settings
-    from service.students.checkpoint import CheckpointError
     from workers.local import local_worker
 
     get_settings.cache_clear()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service.students.checkpoint import CheckpointError, inspect_checkpoint
+from core.checkpoint import CheckpointError, inspect_checkpoint
 from tests.workers.scoring.builders import write_config
 
 

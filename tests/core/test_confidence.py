@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.confidence import HEDGING_WORDS, hedging_rate, strips_hedging
+from core.confidence import HEDGING_WORDS, hedging_rate, strips_hedging
 
 
 def test_word_list_is_kim_et_al() -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from service.ingest import (
+from core.dataset import (
     DatasetError,
     Refinement,
     candidate_texts,
@@ -20,8 +20,8 @@ from service.ingest import (
     parse_parquet,
     parse_records,
 )
+from core.scores import Candidate
 from workers.curation import candidates_of
-from workers.scoring.types import Candidate
 
 
 def jsonl(*records: object) -> bytes:

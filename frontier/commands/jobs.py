@@ -1,6 +1,6 @@
 """`frontier jobs submit|list|status|watch|samples|sample|export|report|decide|what-if|cancel`: the server's shell.
 
-Talks HTTP to a running `frontier serve` (service.client): the server is --server or FRONTIER_SERVER (default
+Talks HTTP to a running `frontier serve` (frontier.client): the server is --server or FRONTIER_SERVER (default
 http://127.0.0.1:8000), the API key --api-key or FRONTIER_API_KEY (needed when the server has keys on). A local
 student directory or dataset path is sent as an absolute path, since the server resolves it on its own machine.
 
@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.templates import TEMPLATES
+
 if TYPE_CHECKING:
-    from service.client import Client, ExportFormat
+    from frontier.client import Client, ExportFormat
     from service.jobs.schemas import JobOut, SampleOut
 
 # A job still moving: poll often enough for a live bar, rarely enough to cost the server nothing.
@@ -62,7 +64,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--student", required=True, help="student checkpoint directory (on the server's machine)")
     submit.add_argument("--policy", default=None, help="decision policy (default: the server's, reflection)")
     submit.add_argument("--params", default=None, help="policy parameters as a JSON object")
-    submit.add_argument("--template", choices=("plain", "chat", "alpaca"), default=None, help="prompt template")
+    submit.add_argument("--template", choices=TEMPLATES, default=None, help="prompt template")
     submit.add_argument("--idempotency-key", default=None, help="a retry with the same key returns the same job")
     submit.add_argument("--wait", action="store_true", help="follow the job to its end (as `watch`)")
 
@@ -135,7 +137,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one action against the server; one line on stderr for any error."""
-    from service.client import (
+    from frontier.client import (
         AuthenticationError,
         Client,
         FrontierError,
@@ -189,7 +191,7 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
 
 def _follow(client: Client, job_id: str, summary: Any) -> int:
     """A live bar on stderr while the job runs, then the summary; 0 when it succeeded, else JOB_ENDED_BADLY."""
-    from workers.commands.progress import ProgressBar
+    from frontier.progress import ProgressBar
 
     bar: ProgressBar | None = None
     last = -1
@@ -441,7 +443,7 @@ def _table_line(row: list[str], widths: list[int]) -> str:
 
 def _export(client: Client, args: argparse.Namespace) -> int:
     """Stream the export to --out with a byte progress bar; print the file's path."""
-    from workers.commands.progress import ProgressBar, size
+    from frontier.progress import ProgressBar, size
 
     out: Path = args.out
     fmt: ExportFormat = args.format or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl")

@@ -1,4 +1,4 @@
-"""`frontier jobs` and service.client against a real `frontier serve` (embedded SQLite + a local Celery worker)."""
+"""`frontier jobs` and frontier.client against a real `frontier serve` (embedded SQLite + a local Celery worker)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from service.client import Client, FrontierError
+from frontier.cli import main
+from frontier.client import Client, FrontierError
+from frontier.progress import ProgressBar, size
 from service.jobs.schemas import JobOut
 from tests.live_server import LiveServer, free_port, live_server
 from tests.services import ROOT, as_jsonl, example_records
-from workers.cli import main
-from workers.commands.progress import ProgressBar, size
 
 N_SAMPLES = 12
 WAIT_S = 300
@@ -340,7 +340,7 @@ def test_a_reader_that_has_gone_ends_the_command_quietly(frontier_server: LiveSe
             [
                 sys.executable,
                 "-m",
-                "workers.cli",
+                "frontier.cli",
                 "jobs",
                 "samples",
                 str(finished_job.id),
@@ -396,7 +396,7 @@ def test_wait_gives_up_after_the_outage_allowance() -> None:
 
 def test_frontier_jobs_never_imports_torch_or_the_database_layer() -> None:
     probe = (
-        "import sys; from workers.cli import main; code = main(['jobs', 'list', '--server', sys.argv[1]]); "
+        "import sys; from frontier.cli import main; code = main(['jobs', 'list', '--server', sys.argv[1]]); "
         "print(sorted(m for m in ('torch', 'transformers', 'sqlalchemy') if m in sys.modules), code)"
     )
     url = f"http://127.0.0.1:{free_port()}"
@@ -411,7 +411,7 @@ def test_a_server_with_keys_answers_a_missing_or_wrong_key_with_401(
 ) -> None:
     with live_server(tmp_path / "keyed", worker=False, FRONTIER_AUTH="keys") as server:
         created = subprocess.run(
-            [sys.executable, "-m", "workers.cli", "keys", "create", "--tenant", "team"],
+            [sys.executable, "-m", "frontier.cli", "keys", "create", "--tenant", "team"],
             cwd=ROOT,
             env=server.env,
             capture_output=True,

@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from service.client import Client
+from frontier.cli import main
+from frontier.client import Client
 from tests.live_server import LiveServer
 from tests.services import as_jsonl, example_records
-from workers.cli import main
 
 N_SAMPLES = 6
 WAIT_S = 300

@@ -1,4 +1,4 @@
-"""The `frontier` command line: one subcommand per module in workers/commands."""
+"""The `frontier` command line: one subcommand per module in frontier/commands."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from collections.abc import Sequence
 # Each module exposes `register(subparsers)`, which adds its subcommand and sets `handler` on the parser.
 # Kept as names so `frontier serve` never imports torch: commands import heavy modules inside their handler.
 COMMAND_MODULES: tuple[str, ...] = (
-    "workers.commands.score",
-    "workers.commands.curate",
-    "workers.commands.serve",
-    "workers.commands.migrate",
-    "workers.commands.report",
-    "workers.commands.sweep",
-    "workers.commands.keys",
-    "workers.commands.jobs",
+    "frontier.commands.score",
+    "frontier.commands.curate",
+    "frontier.commands.serve",
+    "frontier.commands.migrate",
+    "frontier.commands.report",
+    "frontier.commands.sweep",
+    "frontier.commands.keys",
+    "frontier.commands.jobs",
 )
 
 

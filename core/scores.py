@@ -1,12 +1,14 @@
-"""The scoring engine's contract: what goes in (candidates) and what comes out (scores per candidate)."""
+"""The scoring engine's contract: what goes in (candidates) and what comes out (scores per candidate).
+
+Torch-free so the API, the CLI and the database layer read the same field names the engine writes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 ScoreStatus = Literal["scored", "unscored"]
-TemplateName = Literal["plain", "chat"]
 
 # Bump when a change alters any number the engine returns: it is part of every result's provenance.
 SCORING_VERSION = "1"
@@ -63,3 +65,16 @@ class StudentIdentity:
     fingerprint: str
     model_type: str
     max_length: int
+
+
+# The token counts of the four scored spans: a job's scored tokens sum these.
+TOKEN_COUNT_FIELDS: tuple[str, ...] = (
+    "n_instruction_tokens",
+    "n_response_tokens",
+    "n_response_tokens_backward",
+    "n_instruction_tokens_backward",
+)
+# Every number (and flag) the engine returns per candidate, in declaration order: what a candidate row stores.
+SCORE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(CandidateScores) if f.name not in ("status", "template", "error")
+)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from core.errors import InputError
+
 Layout = Literal["native", "alpaca", "chat"]
 DatasetFormat = Literal["jsonl", "parquet"]
 
@@ -36,19 +38,18 @@ DatasetFormat = Literal["jsonl", "parquet"]
 ORIGINAL = "original"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset that cannot be used as-is, with where (record number, field) it went wrong."""
 
     def __init__(self, message: str, *, line: int | None = None, field: str | None = None, unit: str = "line"):
         self.line = line
-        self.field = field
         self.reason = message
         where = []
         if line is not None:
             where.append(f"{unit} {line}")
         if field is not None:
             where.append(f"field {field!r}")
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        super().__init__(f"{', '.join(where)}: {message}" if where else message, field=field)
 
 
 class LimitError(DatasetError):

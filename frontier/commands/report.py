@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; exit 2 when the job or decision set does not exist or the job has not succeeded."""
     if args.data_dir is not None:
         os.environ["FRONTIER_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
+    from core.errors import ConflictError, NotFoundError
     from service.db import session_scope
-    from service.errors import ConflictError, NotFoundError
     from service.jobs.report import build_report, report_markdown
     from service.settings import get_settings
 

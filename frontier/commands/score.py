@@ -10,11 +10,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.files import atomic_write
-from service.ingest import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
+from core.checkpoint import CheckpointError, inspect_checkpoint
+from core.dataset import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
+from core.files import atomic_write
+from core.templates import TEMPLATES
+from frontier.progress import ProgressBar
 from service.settings import get_settings
-from service.students.checkpoint import CheckpointError, inspect_checkpoint
-from workers.commands.progress import ProgressBar
 
 # Candidates scored per engine call: large enough for good batches, small enough to bound memory.
 CANDIDATES_PER_CALL = 4096
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("data", type=Path, help="dataset: JSONL or Parquet in the native, Alpaca or chat layout")
     parser.add_argument("--student", required=True, type=Path, help="local student checkpoint directory")
     parser.add_argument("--out", required=True, type=Path, help="where to write the scores (JSONL)")
-    parser.add_argument("--template", choices=("plain", "chat"), default="plain", help="prompt template")
+    parser.add_argument("--template", choices=TEMPLATES, default="plain", help="prompt template")
     parser.add_argument(
         "--batch-tokens",
         type=_positive_int,

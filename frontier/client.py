@@ -27,7 +27,8 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from service.files import atomic_write
+from core.files import atomic_write
+from core.templates import TemplateName
 from service.jobs.schemas import (
     DecisionName,
     DecisionSetList,
@@ -49,7 +50,6 @@ CHUNK_BYTES = 1024 * 1024
 
 ExportFormat = Literal["jsonl", "parquet"]
 ExportDecision = Literal["retained", "rejected", "unscored", "all"]
-Template = Literal["plain", "chat", "alpaca"]
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -154,7 +154,7 @@ class Client:
         student: str,
         policy: str | None = None,
         params: dict[str, Any] | None = None,
-        template: Template | None = None,
+        template: TemplateName | None = None,
         format: ExportFormat | None = None,
         idempotency_key: str | None = None,
     ) -> JobOut:
