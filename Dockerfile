@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1.7
 # Two targets from one file:
-#   api    - FastAPI + Alembic on a slim Python base; no torch (the service never imports it).
-#   worker - the Celery GPU worker on a CUDA runtime base; torch comes from the CUDA wheel index, unpinned
-#            to a CPU build (TORCH_INDEX picks the CUDA flavour).
+#   api    - FastAPI + Alembic on a slim Python base: core/, service/, the frontier command (for `frontier
+#            migrate`/`keys`) and migrations/. No torch and no worker code (lint forbids service -> workers).
+#   worker - the Celery GPU worker on a CUDA runtime base: core/, service/ (its database layer), workers/ and
+#            the frontier command; torch comes from the CUDA wheel index, unpinned to a CPU build (TORCH_INDEX
+#            picks the CUDA flavour).
 # Build: docker build --target api -t frontier-api .   |   docker build --target worker -t frontier-worker .
 
 ARG PYTHON_VERSION=3.11
@@ -15,10 +17,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl \
 WORKDIR /app
 # Dependencies first, so code edits do not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p service workers && touch service/__init__.py workers/__init__.py \
+RUN mkdir -p core service frontier && touch core/__init__.py service/__init__.py frontier/__init__.py \
     && pip install . && pip uninstall -y frontier-curator
+COPY core ./core
 COPY service ./service
-COPY workers ./workers
+COPY frontier ./frontier
 COPY migrations ./migrations
 COPY alembic.ini ./
 RUN pip install --no-deps -e .
@@ -43,10 +46,13 @@ WORKDIR /app
 # The CUDA build of torch first; the worker extra's open `torch>=2.3` range then accepts it as is.
 RUN pip install --index-url ${TORCH_INDEX} torch
 COPY pyproject.toml README.md ./
-RUN mkdir -p service workers && touch service/__init__.py workers/__init__.py \
+RUN mkdir -p core service workers frontier \
+    && touch core/__init__.py service/__init__.py workers/__init__.py frontier/__init__.py \
     && pip install ".[worker]" && pip uninstall -y frontier-curator
+COPY core ./core
 COPY service ./service
 COPY workers ./workers
+COPY frontier ./frontier
 COPY migrations ./migrations
 COPY alembic.ini ./
 RUN pip install --no-deps -e .

@@ -214,7 +214,7 @@ def api_server(env: dict[str, str], port: int) -> Iterator[str]:
 @contextmanager
 def local_deployment(database_url: str, broker_url: str, data_dir: Path) -> Iterator[str]:
     """Migrate `database_url`, then run a prefork worker and the API on it; yields the API's URL."""
-    from service import schema
+    from service import migrate
     from service.db import dispose_engines
     from service.settings import Settings
     from workers.local import local_worker
@@ -228,7 +228,7 @@ def local_deployment(database_url: str, broker_url: str, data_dir: Path) -> Iter
         # The clients send no keys; the API listens on loopback only.
         "FRONTIER_AUTH": "none",
     }
-    schema.upgrade(database_url)
+    migrate.upgrade(database_url)
     dispose_engines()
     settings = Settings.model_validate({"gpu_queue": env["FRONTIER_GPU_QUEUE"]})
     with local_worker(settings, env=env, pool="prefork"), api_server(env, free_port()) as url:

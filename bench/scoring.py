@@ -2,10 +2,13 @@
 
 (a) reference: one candidate at a time, four separate forward passes (L(Q), L(A|Q), L(A), L(Q|A)), full
     logits and log-softmax, batch size 1, a freshly loaded model;
-(b) the engine: two passes per candidate, shared prefixes once, token-budget batches, chunked head.
+(b) the engine: two passes per candidate, shared prefixes once, token-budget batches, chunked head, with the
+    rank statistics (RSR, rank clip 100) computed from the same logits;
+(c) the same engine without rank statistics (`rank_clip=None`), timed alternately with (b).
 
-Checks that both agree to 1e-4 relative on every score, then prints candidates/s, tokens/s, the speedup
-and the engine's achieved FLOP/s against a matmul peak measured in the same run. Medians over repeats.
+Checks that (a) and (b) agree to 1e-4 relative on every score, then prints candidates/s, tokens/s, the
+speedup, what the ranks cost ((b) against (c)) and the engine's achieved FLOP/s against a matmul peak
+measured in the same run. Medians over repeats.
 
     python bench/scoring.py --shape gpt2-small --samples 16
     python bench/scoring.py --shape tiny --samples 64
@@ -115,6 +118,24 @@ def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple
     return statistics.median(times), result
 
 
+def timed_alternately(
+    first: Callable[[], object], second: Callable[[], object], repeats: int, device: torch.device
+) -> tuple[float, object, float]:
+    """Median wall times of two functions run in turns (a busy machine then slows both alike), and first's result."""
+    times: tuple[list[float], list[float]] = ([], [])
+    result: object = None
+    for _ in range(repeats):
+        for fn, bucket in ((first, times[0]), (second, times[1])):
+            _sync(device)
+            start = time.perf_counter()
+            value = fn()
+            _sync(device)
+            bucket.append(time.perf_counter() - start)
+            if fn is first:
+                result = value
+    return statistics.median(times[0]), result, statistics.median(times[1])
+
+
 def run_reference(model: torch.nn.Module, student: Student, candidates: list[Candidate]) -> list[ReferenceScores]:
     """The research-code way: four passes per candidate, batch size 1."""
     with torch.no_grad():
@@ -162,11 +183,18 @@ def bench_device(args: argparse.Namespace, device: str) -> dict[str, object]:
     assert isinstance(refs, list)
 
     scorer = Scorer(student, batch_tokens=args.batch_tokens)
+    no_ranks = Scorer(student, batch_tokens=args.batch_tokens, rank_clip=None)
     scorer.score(candidates[:3])  # warm-up
+    no_ranks.score(candidates[:3])
     # The peak is measured right before and right after the engine's runs and the higher one is used: on a
     # shared machine a peak taken minutes apart from the engine would flatter or wrong it.
     peak_before = matmul_peak(torch_device)
-    engine_time, outcome = timed(lambda: scorer.score_with_stats(candidates), args.repeats, torch_device)
+    engine_time, outcome, no_ranks_time = timed_alternately(
+        lambda: scorer.score_with_stats(candidates),
+        lambda: no_ranks.score(candidates),
+        args.repeats,
+        torch_device,
+    )
     peak = max(peak_before, matmul_peak(torch_device))
     assert isinstance(outcome, tuple)
     scores, stats = outcome
@@ -189,6 +217,9 @@ def bench_device(args: argparse.Namespace, device: str) -> dict[str, object]:
         "reference_tokens_per_s": scored_tokens / ref_time,
         "engine_tokens_per_s": scored_tokens / engine_time,
         "speedup": ref_time / engine_time,
+        "engine_without_ranks_s": no_ranks_time,
+        "rank_overhead": engine_time / no_ranks_time - 1.0,
+        "speedup_without_ranks": ref_time / no_ranks_time,
         "max_relative_error": worst,
         "matmul_peak_gflops": peak / 1e9,
         "engine_gflops": engine_flops / engine_time / 1e9,
@@ -248,6 +279,9 @@ def main() -> int:
             print(f"  {key:32s} {value:.4g}" if isinstance(value, float) else f"  {key:32s} {value}")
         ok = float(result["max_relative_error"]) <= TOLERANCE  # type: ignore[arg-type]
         print(f"  agreement within {TOLERANCE:g}: {'yes' if ok else 'NO'}")
+        overhead, speedup = float(result["rank_overhead"]), float(result["speedup"])  # type: ignore[arg-type]
+        print(f"  ranks cost within 10%: {'yes' if overhead <= 0.10 else 'NO'} ({overhead:+.1%})")
+        print(f"  engine with ranks >= 2x the reference: {'yes' if speedup >= 2.0 else 'NO'} ({speedup:.2f}x)")
         failed |= not ok
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -66,7 +66,9 @@ def bare_scoring(student: Path, samples: list[dict[str, Any]], chunk_size: int) 
 
     settings = get_settings()
     student_obj = get_student(student, device=settings.device, precision=settings.dtype)
-    scorer = get_scorer(str(student_obj.identity.path), student_obj.identity.fingerprint, "plain", settings)
+    scorer = get_scorer(
+        str(student_obj.identity.path), student_obj.identity.fingerprint, "plain", settings.rank_clip, settings
+    )
     from workers.curation import candidates_of
 
     records = parse_records(samples)
@@ -97,14 +99,14 @@ def run_deployment(
     """One end-to-end job on a warm worker; returns the phase times in seconds."""
     from fastapi.testclient import TestClient
 
-    from service import schema
+    from service import migrate
     from service.app import create_app
-    from service.jobs.service import as_utc
+    from service.jobs.presenters import as_utc
     from service.settings import get_settings
     from workers.local import local_worker
 
     configure(env)
-    schema.upgrade()
+    migrate.upgrade()
     settings = get_settings()
     body = b"".join(json.dumps(sample).encode() + b"\n" for sample in samples)
 

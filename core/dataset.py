@@ -21,7 +21,6 @@ API imports this (`workers.curation.candidates_of` turns `candidate_texts` into 
 
 from __future__ import annotations
 
-import io
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -448,12 +447,3 @@ def _refinements(check: _Checker, value: object, layout: Layout) -> list[Refinem
             refined_input = check.text(item, "input", f"{where}.input", required=False, non_empty=False)
         refinements.append(Refinement(teacher=teacher, response=response, instruction=instruction, input=refined_input))
     return refinements
-
-
-def dump_jsonl(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """Encode records as JSONL bytes (UTF-8, one object per line)."""
-    buffer = io.BytesIO()
-    for record in records:
-        buffer.write(json.dumps(record, ensure_ascii=False).encode("utf-8"))
-        buffer.write(b"\n")
-    return buffer.getvalue()

@@ -8,10 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from core.errors import InputError
+
 ScoreStatus = Literal["scored", "unscored"]
 
 # Bump when a change alters any number the engine returns: it is part of every result's provenance.
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"
+
+# The Rank-Surprisal Ratio's rank clip r when a caller does not choose one (arXiv 2601.14249 uses 100).
+DEFAULT_RANK_CLIP = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,11 @@ class CandidateScores:
     L(Q) = nll_instruction, L(A|Q) = nll_response_given_instruction, L(A) = nll_response,
     L(Q|A) = nll_instruction_given_response. ifd = exp(L(A|Q) - L(A)), ifd_loss_ratio = L(A|Q) / L(A),
     rifd = exp(L(Q|A) - L(Q)), ppl_response_given_instruction = exp(L(A|Q)).
+    Rank statistics (Rank-Surprisal Ratio, arXiv 2601.14249) over the L(A|Q) tokens: a token's rank is
+    1 + the number of vocabulary logits strictly greater than its own, clipped at rank_clip;
+    rank_mean = mean clipped rank, rsr = sum of clipped ranks / sum of the tokens' NLL (lower = better).
+    A template that does not measure a quantity leaves it None even when scored (cherry and superfiltering
+    measure no L(Q) or L(Q|A), so no rifd); the rank fields are None when the scorer computes no ranks.
     """
 
     status: ScoreStatus
@@ -44,12 +54,16 @@ class CandidateScores:
     ifd: float | None = None
     ifd_loss_ratio: float | None = None
     rifd: float | None = None
+    rank_mean: float | None = None
+    rsr: float | None = None
+    rank_clip: int | None = None
     # Token counts of each scored span: Q and A in the forward pass, A and Q in the backward pass.
     n_instruction_tokens: int | None = None
     n_response_tokens: int | None = None
     n_response_tokens_backward: int | None = None
     n_instruction_tokens_backward: int | None = None
-    # True when the instruction had to be cut to fit the student's context (see truncation rule).
+    # True when the instruction had to be cut to fit the student's context (see truncation rule); for a
+    # research template, when any text it scores was cut by that repository's truncation rule.
     instruction_truncated: bool = False
 
     def as_dict(self) -> dict[str, object]:
@@ -78,3 +92,14 @@ TOKEN_COUNT_FIELDS: tuple[str, ...] = (
 SCORE_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(CandidateScores) if f.name not in ("status", "template", "error")
 )
+
+
+# Above this a clip stops meaning anything (no vocabulary is larger), and a typo should not pass silently.
+MAX_RANK_CLIP = 1_000_000
+
+
+def check_rank_clip(clip: int) -> int:
+    """`clip` as a valid RSR rank clip, or InputError naming the allowed range."""
+    if isinstance(clip, bool) or not isinstance(clip, int) or not 1 <= clip <= MAX_RANK_CLIP:
+        raise InputError(f"rank_clip: expected an integer in [1, {MAX_RANK_CLIP}], got {clip!r}", field="rank_clip")
+    return clip

@@ -1,7 +1,9 @@
 """The prompt templates a job may name: defined here once for the API, the CLI, the client and the engine.
 
 What each one renders is the engine's business (workers/scoring/templates.py, docs/scoring.md); everything
-at the edge only needs the names, to refuse an unknown one before a job exists.
+at the edge only needs the names, to refuse an unknown one before a job exists. `plain`, `chat` and `alpaca` are
+the engine's own two-pass templates; `cherry`, `reflection` and `superfiltering` reproduce the published
+scoring rules of Cherry LLM, Selective Reflection-Tuning and Superfiltering exactly.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Literal, get_args
 
 from core.errors import InputError
 
-TemplateName = Literal["plain", "chat", "alpaca"]
+TemplateName = Literal["plain", "chat", "alpaca", "cherry", "reflection", "superfiltering"]
 TEMPLATES: tuple[TemplateName, ...] = get_args(TemplateName)
 DEFAULT_TEMPLATE: TemplateName = "plain"
 

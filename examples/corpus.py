@@ -3,7 +3,9 @@
 Every problem comes with three renderings of its answer in the corpus style: `short`, `explained` (a little
 more complete) and `hedged` (the same content wrapped in hedging words). The training corpus mixes all three,
 so answers in those styles sit inside the student's frontier; anything else (rare words, symbols, dense
-formal prose) is out of distribution and gets a clearly higher perplexity.
+formal prose) is out of distribution and gets a clearly higher perplexity. The hedging words the confidence
+signal counts (core.confidence.HEDGING_WORDS) appear only in `hedged` renderings, never as ordinary words (no
+"wait five minutes", no "check the box"), so counting them in a response measures hedging and nothing else.
 
 Only `random.Random` is used, so the same seed gives the same text on every Python >= 3.11.
 """
@@ -14,10 +16,8 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-# The hedging words the "confident teachers" literature counts (science.md). Corpus text uses them only in
-# `hedged` renderings, never as ordinary words (no "wait five minutes", no "check the box"), so counting
-# them in a response measures hedging and nothing else.
-HEDGES: tuple[str, ...] = ("maybe", "perhaps", "I think", "it seems", "might", "likely", "check", "wait")
+# What the plain template puts between instruction, input and response (the engine's `plain` template).
+SEP = "\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,12 +622,12 @@ def make_problem(rng: random.Random, task: str | None = None) -> Problem:
 
 def format_prompt(instruction: str, input_text: str = "") -> str:
     """The plain-template question Q: the instruction, then the input (if any) after a blank line."""
-    return f"{instruction}\n\n{input_text}" if input_text else instruction
+    return f"{instruction}{SEP}{input_text}" if input_text else instruction
 
 
 def format_pair(prompt: str, response: str) -> str:
     """The plain template the engine scores: Q, a blank line, then A."""
-    return f"{prompt}\n\n{response}"
+    return f"{prompt}{SEP}{response}"
 
 
 def iter_documents(seed: int, *, reversed_share: float = 0.2) -> Iterator[str]:

@@ -18,7 +18,7 @@ import argparse
 import json
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -186,9 +186,16 @@ def build_records(seed: int = DATASET_SEED, n_samples: int = N_SAMPLES) -> list[
     return [_record(i, rng) for i in range(1, n_samples + 1)]
 
 
-def render(records: Sequence[Record]) -> str:
+def render(records: Iterable[Mapping[str, object]]) -> str:
     """The records as JSONL text (UTF-8 kept as is, so the far teacher's symbols stay readable)."""
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def write_jsonl(path: Path, records: Iterable[Mapping[str, object]]) -> Path:
+    """Write `records` to `path` as rendered JSONL, creating its folder; returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(records), encoding="utf-8")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,17 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--check", action="store_true", help="exit 1 if --out differs from what would be written")
     args = parser.parse_args(argv)
-    text = render(build_records())
+    records = build_records()
     out: Path = args.out
     if args.check:
         current = out.read_text(encoding="utf-8") if out.exists() else ""
-        if current != text:
+        if current != render(records):
             print(f"{out} is stale: run python -m examples.make_dataset", file=sys.stderr)
             return 1
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    print(out)
+    print(write_jsonl(out, records))
     return 0
 
 

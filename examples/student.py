@@ -1,8 +1,8 @@
 """Build the example student checkpoints locally, from code alone (no model hub).
 
 - `tiny`: a few-million-parameter GPT-2 trained for a fixed number of steps on the synthetic corpus
-  (examples/corpus.py), so in-distribution text gets clearly lower perplexity than unusual text. Used by the
-  quickstart and the tests.
+  (examples/corpus.py, with the schedule and loop of examples/training.py), so in-distribution text gets
+  clearly lower perplexity than unusual text. Used by the quickstart and the tests.
 - `gpt2-small`: the GPT-2-small shape (124M parameters), randomly initialised and never trained, sharing the
   tiny student's tokenizer. Its numbers mean nothing; it exists to time the engine at a realistic size.
 
@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import shutil
 import sys
 import tempfile
@@ -33,43 +32,40 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
-from examples import corpus
+from examples import corpus, training
+from examples.training import END_OF_TEXT, Schedule, new_gpt2, train, wrap_tokenizer
 
 # torch, transformers and tokenizers are imported where a build needs them: the cached path (every test
 # session asks for the student) and importers that only want `default_student_dir` stay light.
 if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2LMHeadModel
 
 Shape = Literal["tiny", "gpt2-small"]
 SHAPES: tuple[Shape, ...] = get_args(Shape)
 
 STAMP_NAME = ".frontier-build.json"
-END_OF_TEXT = "<|endoftext|>"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Files whose content determines the checkpoint: editing any of them invalidates every cached build.
-_BUILDER_SOURCES = (Path(__file__).resolve(), Path(corpus.__file__).resolve())
+_BUILDER_SOURCES = tuple(Path(source).resolve() for source in (__file__, corpus.__file__, training.__file__))
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class TrainingPlan:
-    """The fixed training recipe of the tiny student (steps, not wall time, so builds are reproducible)."""
+class TrainingPlan(Schedule):
+    """The fixed training recipe of the tiny student: its schedule, its tokenizer and its rows of text."""
 
+    steps: int = 180
+    batch_size: int = 4
+    peak_lr: float = 2e-3
+    warmup_steps: int = 20
     tokenizer_documents: int = 20_000
     # An upper bound: the synthetic world's small vocabulary runs out of merges at about 1.4k tokens.
     vocab_size: int = 4096
-    steps: int = 180
-    batch_size: int = 4
     # Full-context rows, so every position embedding the scorer can reach has been trained.
     row_tokens: int = 512
-    peak_lr: float = 2e-3
-    warmup_steps: int = 20
-    final_lr_fraction: float = 0.1
-    weight_decay: float = 0.01
-    adam_beta2: float = 0.999
     # Two threads: the reference build machine has two cores, and a fixed count keeps reductions identical.
     threads: int = 2
 
@@ -194,51 +190,34 @@ def _build_into(target: Path, shape: Shape, seed: int) -> dict[str, object]:
 
 def _build_seeded(target: Path, shape: Shape, seed: int) -> dict[str, object]:
     import torch
-    from transformers import GPT2LMHeadModel
 
     n_positions = _TINY_SHAPE["n_positions"] if shape == "tiny" else _GPT2_SMALL_SHAPE["n_positions"]
     documents = corpus.corpus(seed, TINY_PLAN.tokenizer_documents)
     backend = _train_tokenizer(documents, TINY_PLAN.vocab_size)
-    tokenizer = _wrap_tokenizer(backend, n_positions)
+    tokenizer = wrap_tokenizer(backend, n_positions)
     eot_id = backend.token_to_id(END_OF_TEXT)
     if eot_id is None:
         raise RuntimeError(f"the trained tokenizer lost its {END_OF_TEXT} token")
     report: dict[str, object] = {"shape": shape, "seed": seed, "tokenizer_vocab_size": backend.get_vocab_size()}
     torch.manual_seed(seed)
     if shape == "tiny":
-        config = _config(
+        model = new_gpt2(
             vocab_size=backend.get_vocab_size(),
             eot_id=eot_id,
             # No dropout: the corpus is large relative to the step budget, so there is nothing to regularise.
             dropout=0.0,
             **_TINY_SHAPE,
         )
-        model = GPT2LMHeadModel(config)
         report["training"] = asdict(TINY_PLAN)
         report.update(_train(model, backend, seed, eot_id))
     else:
-        model = GPT2LMHeadModel(_config(eot_id=eot_id, dropout=0.1, **_GPT2_SMALL_SHAPE))
+        model = new_gpt2(eot_id=eot_id, dropout=0.1, **_GPT2_SMALL_SHAPE)
     model.eval()
     report["parameters"] = sum(p.numel() for p in model.parameters())
     # transformers >= 5 writes safetensors only (model.safetensors + config.json); no pickle file is produced.
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return report
-
-
-def _config(*, vocab_size: int, eot_id: int, dropout: float, **shape: int) -> GPT2Config:
-    from transformers import GPT2Config
-
-    return GPT2Config(
-        vocab_size=vocab_size,
-        bos_token_id=eot_id,
-        eos_token_id=eot_id,
-        pad_token_id=eot_id,
-        resid_pdrop=dropout,
-        embd_pdrop=dropout,
-        attn_pdrop=dropout,
-        **shape,
-    )
 
 
 def _train_tokenizer(documents: Sequence[str], vocab_size: int) -> Tokenizer:
@@ -257,22 +236,6 @@ def _train_tokenizer(documents: Sequence[str], vocab_size: int) -> Tokenizer:
     )
     backend.train_from_iterator(documents, trainer=trainer)
     return backend
-
-
-def _wrap_tokenizer(backend: Tokenizer, n_positions: int) -> PreTrainedTokenizerFast:
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=END_OF_TEXT,
-        eos_token=END_OF_TEXT,
-        unk_token=END_OF_TEXT,
-        # Same id as eos, as GPT-2 does; batching code masks padding with the attention mask, never by id.
-        pad_token=END_OF_TEXT,
-        model_max_length=n_positions,
-        # Decoding must give back the exact text, spaces included.
-        clean_up_tokenization_spaces=False,
-    )
 
 
 def _training_rows(backend: Tokenizer, seed: int, eot_id: int, n_rows: int, row_tokens: int) -> torch.Tensor:
@@ -300,31 +263,16 @@ def _train(model: GPT2LMHeadModel, backend: Tokenizer, seed: int, eot_id: int) -
 
     plan = TINY_PLAN
     rows = _training_rows(backend, seed, eot_id, plan.steps * plan.batch_size, plan.row_tokens)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=plan.peak_lr, betas=(0.9, plan.adam_beta2), weight_decay=plan.weight_decay
-    )
-
-    def lr_factor(step: int) -> float:
-        if step < plan.warmup_steps:
-            return (step + 1) / plan.warmup_steps
-        progress = (step - plan.warmup_steps) / max(1, plan.steps - plan.warmup_steps)
-        return plan.final_lr_fraction + (1 - plan.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    model.train()
-    losses: list[float] = []
+    batches = (rows[start : start + plan.batch_size] for start in range(0, len(rows), plan.batch_size))
+    # Rows are packed whole documents, never padded: every position is attended to.
+    inputs = ({"input_ids": batch, "attention_mask": torch.ones_like(batch), "labels": batch} for batch in batches)
     started = time.perf_counter()
-    for step in range(plan.steps):
-        batch = rows[step * plan.batch_size : (step + 1) * plan.batch_size]
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.item()))
+
+    def progress(step: int, losses: list[float]) -> None:
         if step == 0 or (step + 1) % 25 == 0:
             log.info("step %4d/%d  loss %.3f  (%.0fs)", step + 1, plan.steps, losses[-1], time.perf_counter() - started)
+
+    losses = train(model, inputs, plan, progress)
     # A ten-step mean is a steadier "end of training" figure than the last, noisy batch.
     loss_end = sum(losses[-10:]) / 10
     log.info("training loss %.3f -> %.3f over %d steps", losses[0], loss_end, plan.steps)

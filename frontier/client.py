@@ -27,10 +27,10 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from core.decisions import DecisionName, ExportDecision
 from core.files import atomic_write
 from core.templates import TemplateName
 from service.jobs.schemas import (
-    DecisionName,
     DecisionSetList,
     DecisionSetOut,
     JobOut,
@@ -49,7 +49,6 @@ PAGE_SIZE = 500
 CHUNK_BYTES = 1024 * 1024
 
 ExportFormat = Literal["jsonl", "parquet"]
-ExportDecision = Literal["retained", "rejected", "unscored", "all"]
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -155,6 +154,7 @@ class Client:
         policy: str | None = None,
         params: dict[str, Any] | None = None,
         template: TemplateName | None = None,
+        rank_clip: int | None = None,
         format: ExportFormat | None = None,
         idempotency_key: str | None = None,
     ) -> JobOut:
@@ -164,6 +164,8 @@ class Client:
         form = {name: value for name, value in fields.items() if value is not None}
         if params is not None:
             form["params"] = json.dumps(params)
+        if rank_clip is not None:
+            form["rank_clip"] = str(rank_clip)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with path.open("rb") as handle:
             files = {"file": (path.name, handle, "application/octet-stream")}

@@ -13,7 +13,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    # A caller's URL (service.schema.upgrade), then `alembic -x url=...`, then FRONTIER_DATABASE_URL.
+    # A caller's URL (service.migrate.upgrade), then `alembic -x url=...`, then FRONTIER_DATABASE_URL.
     given: str | None = context.config.attributes.get("url")
     return given or context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_dsn
 

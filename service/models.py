@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core.decisions import DecisionName
 from service.db import Base
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
@@ -61,14 +62,6 @@ class CandidateStatus(StrEnum):
 
     pending = "pending"
     scored = "scored"
-    unscored = "unscored"
-
-
-class DecisionValue(StrEnum):
-    """What a policy made of a sample."""
-
-    retained = "retained"
-    rejected = "rejected"
     unscored = "unscored"
 
 
@@ -132,6 +125,8 @@ class Job(Base):
     policy: Mapped[str] = mapped_column(String(100))
     policy_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     template: Mapped[str] = mapped_column(String(20))
+    # The clip of the token ranks behind rank_mean and rsr (arXiv 2601.14249 uses 100).
+    rank_clip: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     dataset_name: Mapped[str] = mapped_column(String(300), default="")
     dataset_format: Mapped[str] = mapped_column(String(20))
     chunk_size: Mapped[int] = mapped_column(Integer)
@@ -222,6 +217,10 @@ class Candidate(Base):
     ifd: Mapped[float | None] = mapped_column(Float)
     ifd_loss_ratio: Mapped[float | None] = mapped_column(Float)
     rifd: Mapped[float | None] = mapped_column(Float)
+    # Rank statistics over the L(A|Q) tokens (Rank-Surprisal Ratio); NULL for scores older than version 2.
+    rank_mean: Mapped[float | None] = mapped_column(Float)
+    rsr: Mapped[float | None] = mapped_column(Float)
+    rank_clip: Mapped[int | None] = mapped_column(Integer)
     n_instruction_tokens: Mapped[int | None] = mapped_column(Integer)
     n_response_tokens: Mapped[int | None] = mapped_column(Integer)
     n_response_tokens_backward: Mapped[int | None] = mapped_column(Integer)
@@ -277,7 +276,7 @@ class Decision(Base):
     decision_set_id: Mapped[int] = mapped_column(ForeignKey("decision_sets.id", ondelete="CASCADE"))
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
-    decision: Mapped[str] = mapped_column(String(20))
+    decision: Mapped[DecisionName] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(String(100))
     chosen_candidate: Mapped[str | None] = mapped_column(String(200))
     # The policy-specific evidence (e.g. the rank or the thresholds crossed), for "why was this kept?".

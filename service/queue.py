@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -25,8 +26,14 @@ log = logging.getLogger(__name__)
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for both the enqueuing API and the GPU workers."""
+    url = settings.broker_dsn
     options: dict[str, Any] = {}
     if settings.embedded_broker:
+        # The folder is on this machine. kombu warns "No hostname was supplied" on every connection to a URL that
+        # names no host (the default `filesystem://`); the filesystem transport ignores the host, so name this one.
+        parts = urlsplit(url)
+        if not parts.hostname:
+            url = parts._replace(netloc="localhost").geturl()
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -40,7 +47,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.05,
         }
     return {
-        "broker_url": settings.broker_dsn,
+        "broker_url": url,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.gpu_queue,

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.dataset import DEFAULT_LIMITS, Limits
+from core.scores import DEFAULT_RANK_CLIP, MAX_RANK_CLIP
 from core.templates import DEFAULT_TEMPLATE, TemplateName
 
 
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     student_roots: list[Path] | None = None
     default_policy: str = "reflection"
     template: TemplateName = DEFAULT_TEMPLATE
+    # The clip r of the token ranks behind rank_mean and rsr when a job names none (arXiv 2601.14249 uses 100).
+    rank_clip: int = Field(default=DEFAULT_RANK_CLIP, ge=1, le=MAX_RANK_CLIP)
 
     # Samples per chunk task: small enough that a lost worker repeats little (on a GPU, 128 samples are about a
     # second of scoring), large enough that the ~20-40 ms of queue and database work per chunk stays small.

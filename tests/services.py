@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service import schema
+from service import migrate
 from service.app import create_app
 from service.db import dispose_engines
 from service.settings import Settings, get_settings
@@ -141,7 +142,7 @@ TEST_CHUNK_SIZE = 4
 def postgres_url() -> Iterator[str]:
     """A fresh test database on the real Postgres, migrated to head by Alembic (dropped afterwards)."""
     url = ensure_postgres()
-    schema.upgrade(url)
+    migrate.upgrade(url)
     dispose_engines()
     yield url
     dispose_engines()
@@ -191,7 +192,7 @@ def deployment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, 
         env["FRONTIER_BROKER_URL"] = request.getfixturevalue("redis_url")
     settings = configure(monkeypatch, env)
     if request.param == "embedded":
-        schema.upgrade()
+        migrate.upgrade()
     yield Deployment(request.param, settings, env)
     dispose_engines()
     get_settings.cache_clear()
@@ -212,7 +213,7 @@ def small_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_random_student(tmp_path_factory.mktemp("small-student"), max_length=512)
 
 
-def example_records(n: int, start: int = 0) -> list[dict[str, object]]:
+def example_records(n: int, start: int = 0) -> list[dict[str, Any]]:
     """`n` records of the example dataset."""
     lines = EXAMPLE_DATA.read_text(encoding="utf-8").splitlines()[start : start + n]
     return [json.loads(line) for line in lines]

@@ -7,12 +7,15 @@ is loaded lazily by the first task in each worker process, never in the parent b
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import SecurityWarning
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    celeryd_init,
     worker_process_init,
     worker_ready,
     worker_shutdown,
@@ -26,6 +29,16 @@ from workers.sweeper import start_sweeper, stop_sweeper
 
 app = Celery("frontier", include=["workers.tasks"])
 app.conf.update(celery_config(get_settings()))
+
+
+@celeryd_init.connect  # type: ignore[untyped-decorator]
+def _embedded_privileges(**_: Any) -> None:
+    # Sent just before Celery's privilege check, which warns a root worker to drop to another user (--uid) lest
+    # messages others put on a shared broker run as root. The embedded broker is a folder of the user who runs the
+    # command, holding JSON only: no one else queues for this worker, and another user could not write that user's
+    # database and output. There the warning only repeats whom the command was run as; on any other broker it stays.
+    if get_settings().embedded_broker:
+        warnings.filterwarnings("ignore", category=SecurityWarning)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]

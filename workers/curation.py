@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.dataset import SampleRecord, candidate_texts
 from service.db import session_scope, unit_of_work
-from service.jobs import recovery, score_cache
-from service.jobs import service as jobs
+from service.jobs import lifecycle, recovery, score_cache
 from service.models import utcnow
 from service.queue import send_chunks
 from service.settings import Settings, get_settings
@@ -43,23 +42,30 @@ def candidates_of(record: SampleRecord) -> list[tuple[str, str | None, Candidate
     ]
 
 
-_scorers: dict[tuple[str, str, str, int | None], Scorer] = {}
+_scorers: dict[tuple[str, str, str, int, int | None], Scorer] = {}
 
 
-def get_scorer(path: str, fingerprint: str, template: str, settings: Settings) -> Scorer:
-    """This process's scorer for a student and template; the student loads on first use, never before fork."""
+def get_scorer(path: str, fingerprint: str, template: str, rank_clip: int, settings: Settings) -> Scorer:
+    """This process's scorer for a student, template and rank clip; the student loads on first use, not before fork."""
+    from transformers.utils import logging as transformers_logging
+
     from workers.scoring import Scorer, get_student
 
-    key = (path, fingerprint, template, settings.batch_tokens)
+    key = (path, fingerprint, template, rank_clip, settings.batch_tokens)
     scorer = _scorers.get(key)
     if scorer is None:
+        # Celery logs whatever a worker writes to stderr as WARNING, so transformers' "Loading weights" bar would read
+        # as warnings (and no one watches it). Its loading report, on missing or unexpected weights, is a log record.
+        transformers_logging.disable_progress_bar()
         student = get_student(path, device=settings.device, precision=settings.dtype)
         if student.identity.fingerprint != fingerprint:
             raise StudentChangedError(
                 f"student checkpoint {path!r} changed since the job was created "
                 f"(fingerprint {student.identity.fingerprint[:12]} != {fingerprint[:12]})"
             )
-        scorer = _scorers[key] = Scorer(student, template=template, batch_tokens=settings.batch_tokens)
+        scorer = _scorers[key] = Scorer(
+            student, template=template, batch_tokens=settings.batch_tokens, rank_clip=rank_clip
+        )
     return scorer
 
 
@@ -75,11 +81,16 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
         work = recovery.claim_chunk(session, job_id, chunk_index, max_attempts=settings.max_chunk_attempts)
     if work is None:
         with session_scope() as session:
-            return jobs.chunk_completes_job(session, job_id)
+            return lifecycle.chunk_completes_job(session, job_id)
     # Only now: a skipped delivery (chunk done, job cancelled) never pays for importing torch.
     from core.scores import SCORING_VERSION, Candidate
 
-    cache_key = {"fingerprint": work.student_fingerprint, "template": work.template, "scoring_version": SCORING_VERSION}
+    # The rank clip shapes rank_mean and rsr, so it is part of what a cached result was computed under.
+    cache_key = {
+        "fingerprint": work.student_fingerprint,
+        "template": work.template,
+        "scoring_version": f"{SCORING_VERSION}/r{work.rank_clip}",
+    }
     hashes = [score_cache.text_hash(c.instruction, c.input, c.response) for c in work.candidates]
     cached: dict[str, dict[str, Any]] = {}
     if settings.score_cache:
@@ -90,7 +101,7 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
     fresh: dict[int, dict[str, Any]] = {}
     try:
         if missing:
-            scorer = get_scorer(work.student_path, work.student_fingerprint, work.template, settings)
+            scorer = get_scorer(work.student_path, work.student_fingerprint, work.template, work.rank_clip, settings)
             started = time.perf_counter()
             scores = scorer.score(
                 [Candidate(instruction=c.instruction, response=c.response, input=c.input) for c in missing]
@@ -102,7 +113,9 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
             raise
         log.exception("job %s chunk %s failed", job_id, chunk_index, extra={"job_id": job_id, "chunk": chunk_index})
         with session_scope() as session:
-            jobs.fail_job(session, job_id, f"chunk {chunk_index}: {type(exc).__name__}: {exc}", chunk_index=chunk_index)
+            lifecycle.fail_job(
+                session, job_id, f"chunk {chunk_index}: {type(exc).__name__}: {exc}", chunk_index=chunk_index
+            )
         return False
     rows: list[dict[str, Any]] = [
         {"id": candidate.id, "scoring_version": SCORING_VERSION, **fresh.get(candidate.id, cached.get(key, {}))}
@@ -114,7 +127,7 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
         if candidate.id in fresh and fresh[candidate.id]["status"] == "scored"
     }
     with session_scope() as session:
-        completes = jobs.record_chunk_scores(
+        completes = lifecycle.record_chunk_scores(
             session,
             job_id,
             chunk_index,
@@ -130,13 +143,13 @@ def score_chunk(job_id: uuid.UUID, chunk_index: int, settings: Settings | None =
 def finalize(job_id: uuid.UUID) -> bool:
     """Apply the job's policy if every chunk is scored; True when this call finished the job."""
     with session_scope() as session:
-        return jobs.finalize_job(session, job_id)
+        return lifecycle.finalize_job(session, job_id)
 
 
 def record_failure(job_id: uuid.UUID, error: str) -> None:
     """Mark a job failed with `error` (used when a task gives up)."""
     with session_scope() as session:
-        jobs.fail_job(session, job_id, error)
+        lifecycle.fail_job(session, job_id, error)
 
 
 def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:

@@ -25,7 +25,8 @@ from typing import Any
 from bench.experiment.pipeline import REPO_ROOT, conditions, curate, load_candidates, read_jsonl, run_condition
 from bench.experiment.report import aggregate, markdown_table, svg_plot
 from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
-from bench.experiment.task import build_task, write_jsonl
+from bench.experiment.task import build_task
+from examples.make_dataset import write_jsonl
 
 log = logging.getLogger("bench.experiment")
 

@@ -2,7 +2,7 @@
 
 Curation runs `frontier curate` (the CLI, embedded default: SQLite, the filesystem queue and a real Celery
 worker) once per seed with the default policy; every other registered policy then re-decides the same job on
-its stored scores through `service.jobs.service.decide`, the code behind `POST /v1/jobs/{id}/decide`, and its
+its stored scores through `service.jobs.decisions.decide`, the code behind `POST /v1/jobs/{id}/decide`, and its
 retained set is read back through the export code (`service.jobs.exports`). New policies in
 `service.policies.POLICIES` become conditions without any change here. Where the report of a policy's decision
 set warns that an IFD / r-IFD cut rejects nearly everything, the policy is run again with the cut it suggests
@@ -91,7 +91,7 @@ def _product_settings(data_dir: Path) -> Iterator[None]:
 def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None = None) -> Curated:
     """Curate `data` once, then re-decide it under each policy; every policy's retained (example, teacher) pairs."""
     from service.db import dispose_engines, session_scope
-    from service.jobs import service as jobs
+    from service.jobs import decisions as jobs
     from service.jobs.report import build_report, suggested_params
     from service.policies import POLICIES
 

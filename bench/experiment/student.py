@@ -4,7 +4,8 @@ The checkpoint is an ordinary local Hugging Face directory (config.json, model.s
 so `frontier curate` loads it like any user's student. Fine-tuning and evaluation are written for any causal
 LM checkpoint (the GPU recipe passes a real one): prompts are rendered exactly as the scoring engine's
 `plain` template renders them, `<start> instruction [\\n\\n input] \\n\\n response <eos>`, the loss covers the
-response and the end token only, and answers are read back by greedy decoding.
+response and the end token only, and answers are read back by greedy decoding. Every training run goes through
+the example student's schedule and loop (examples/training.py).
 """
 
 from __future__ import annotations
@@ -22,44 +23,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.experiment.task import PRETRAIN_DIGITS, pretraining_documents
+from examples.corpus import SEP, format_prompt
+from examples.training import END_OF_TEXT, Schedule, new_gpt2, train, wrap_tokenizer
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-END_OF_TEXT = "<|endoftext|>"
-SEP = "\n\n"
 STAMP = "experiment-student.json"
 # Every printable ASCII character, so any text the engine renders (templates included) tokenizes without loss.
 ALPHABET = string.printable
+# A training row: its token ids, and where the labelled part (the loss) starts.
+Row = tuple[list[int], int]
 
 
 @dataclass(frozen=True, slots=True)
-class StudentPlan:
-    """Shape and pre-training recipe of the character-level student (steps, not wall time)."""
+class StudentPlan(Schedule):
+    """Shape and pre-training recipe of the character-level student."""
 
+    steps: int = 800
+    batch_size: int = 32
+    peak_lr: float = 3e-3
+    warmup_steps: int = 30
+    adam_beta2: float = 0.99
     n_layer: int = 3
     n_embd: int = 64
     n_head: int = 4
     # Enough for the longest out-of-distribution solution (five digits, column by column: about 120 characters).
     n_positions: int = 128
-    steps: int = 800
-    batch_size: int = 32
-    peak_lr: float = 3e-3
-    warmup_steps: int = 30
     digits: tuple[int, ...] = PRETRAIN_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
-class FineTunePlan:
+class FineTunePlan(Schedule):
     """The fine-tuning recipe shared by every condition: the same optimiser steps whatever the data size."""
 
     steps: int = 500
     batch_size: int = 16
     peak_lr: float = 1e-3
     warmup_steps: int = 20
-    final_lr_fraction: float = 0.1
     weight_decay: float = 0.0
 
 
@@ -74,52 +77,23 @@ class Example:
     @property
     def prompt(self) -> str:
         """The prompt text exactly as the plain template renders it, separator included."""
-        return self.instruction + (SEP + self.input if self.input else "") + SEP
+        return format_prompt(self.instruction, self.input) + SEP
 
 
 def char_tokenizer(n_positions: int) -> Any:
     """A fast one-token-per-character tokenizer with true offsets, wrapped for transformers."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {END_OF_TEXT: 0, **{char: index + 1 for index, char in enumerate(ALPHABET)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=END_OF_TEXT))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=END_OF_TEXT,
-        eos_token=END_OF_TEXT,
-        unk_token=END_OF_TEXT,
-        pad_token=END_OF_TEXT,
-        model_max_length=n_positions,
-        clean_up_tokenization_spaces=False,
-    )
-
-
-def _step(model: Any, optimizer: Any, scheduler: Any, loss: Any) -> float:
-    """One clipped optimiser step; returns the loss."""
-    import torch
-
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.item())
-
-
-def _lr_factor(step: int, steps: int, warmup: int, final_fraction: float) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+    return wrap_tokenizer(backend, n_positions)
 
 
 def pretrain_student(out_dir: Path, seed: int, plan: StudentPlan) -> Path:
     """Pre-train the student on the easy end of the task (reused when `out_dir` holds the same build)."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     key = {"seed": seed, "plan": asdict(plan), "alphabet": ALPHABET}
     stamp = out_dir / STAMP
@@ -128,35 +102,24 @@ def pretrain_student(out_dir: Path, seed: int, plan: StudentPlan) -> Path:
     tokenizer = char_tokenizer(plan.n_positions)
     eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
     torch.manual_seed(seed)
-    config = GPT2Config(
+    model = new_gpt2(
         vocab_size=len(tokenizer),
+        eot_id=eot,
+        dropout=0.0,
         n_positions=plan.n_positions,
         n_layer=plan.n_layer,
         n_embd=plan.n_embd,
         n_head=plan.n_head,
-        bos_token_id=eot,
-        eos_token_id=eot,
-        pad_token_id=eot,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
     )
-    model = GPT2LMHeadModel(config)
     documents = pretraining_documents(random.Random(f"frontier-experiment-pretrain-{seed}"), plan.digits)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.peak_lr, betas=(0.9, 0.99), weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _lr_factor(step, plan.steps, plan.warmup_steps, 0.1)
-    )
-    model.train()
+    batches = (_document_batch(documents, tokenizer, plan, eot) for _ in range(plan.steps))
     started = time.perf_counter()
-    losses: list[float] = []
-    for step in range(plan.steps):
-        input_ids, labels, mask = _document_batch(documents, tokenizer, plan, eot)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        losses.append(_step(model, optimizer, scheduler, loss))
+
+    def progress(step: int, losses: list[float]) -> None:
         if (step + 1) % 100 == 0:
             log.info("pretrain seed %d step %d/%d loss %.3f", seed, step + 1, plan.steps, sum(losses[-20:]) / 20)
-    model.eval()
+
+    losses = train(model, batches, plan, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -165,31 +128,32 @@ def pretrain_student(out_dir: Path, seed: int, plan: StudentPlan) -> Path:
     return out_dir
 
 
-def _document_batch(
-    documents: Iterator[tuple[str, str]], tokenizer: Any, plan: StudentPlan, eot: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One easy problem per row, `<eot> prompt \n\n response <eot>`, right-padded; the loss covers every token.
+def _document_batch(documents: Iterator[str], tokenizer: Any, plan: StudentPlan, eot: int) -> dict[str, torch.Tensor]:
+    """One easy problem per row, `<eot> prompt \\n\\n response <eot>`, right-padded; the loss covers every token.
 
     One document per row, starting at position 0 as prompts do at fine-tuning and scoring time, lets absolute
     position embeddings carry the digit look-ups: packed rows (documents at random offsets) learned far slower.
     """
+    rows = [
+        ([eot, *tokenizer.encode(next(documents), add_special_tokens=False), eot][: plan.n_positions], 0)
+        for _ in range(plan.batch_size)
+    ]
+    return _padded_batch(rows, eot)
+
+
+def _padded_batch(rows: Sequence[Row], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded model inputs (ids, attention mask, labels) for `rows`."""
     import torch
 
-    rows = []
-    for _ in range(plan.batch_size):
-        prompt, response = next(documents)
-        rows.append(
-            [eot, *tokenizer.encode(prompt + SEP + response, add_special_tokens=False), eot][: plan.n_positions]
-        )
-    width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), eot, dtype=torch.long)
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = torch.tensor(row)
-        labels[index, : len(row)] = torch.tensor(row)
-        mask[index, : len(row)] = 1
-    return input_ids, labels, mask
+    for row, (ids, start) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, start : len(ids)] = torch.tensor(ids[start:])
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
 def _device(name: str) -> torch.device:
@@ -216,45 +180,16 @@ def fine_tune(
 
     if not examples:
         raise ValueError("no training examples")
-    target = _device(device)
     tokenizer = AutoTokenizer.from_pretrained(student_dir)
-    model = AutoModelForCausalLM.from_pretrained(student_dir).to(target)
+    model = AutoModelForCausalLM.from_pretrained(student_dir).to(_device(device))
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     max_length = int(getattr(model.config, "n_positions", None) or tokenizer.model_max_length)
     encoded = [_encode_example(tokenizer, example, start_id, tokenizer.eos_token_id) for example in examples]
     encoded = [(ids[:max_length], start) for ids, start in encoded if start < min(len(ids), max_length)]
-    rng = random.Random(f"frontier-experiment-finetune-{seed}")
-    order: list[int] = []
+    batches = _epoch_batches(encoded, plan.batch_size, random.Random(f"frontier-experiment-finetune-{seed}"))
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.peak_lr, weight_decay=plan.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _lr_factor(step, plan.steps, plan.warmup_steps, plan.final_lr_fraction)
-    )
-    use_bf16 = target.type == "cuda"
-    model.train()
     started = time.perf_counter()
-    losses: list[float] = []
-    for _ in range(plan.steps):
-        batch_indices: list[int] = []
-        while len(batch_indices) < plan.batch_size:
-            if not order:
-                # Epoch by epoch, each a fresh shuffle: small sets repeat, large sets are sampled without replacement.
-                order = list(range(len(encoded)))
-                rng.shuffle(order)
-            batch_indices.append(order.pop())
-        rows = [encoded[index] for index in batch_indices]
-        width = max(len(ids) for ids, _ in rows)
-        input_ids = torch.full((len(rows), width), tokenizer.eos_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, (ids, start) in enumerate(rows):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, start : len(ids)] = torch.tensor(ids[start:])
-            mask[row, : len(ids)] = 1
-        with torch.autocast(device_type=target.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = model(input_ids=input_ids.to(target), attention_mask=mask.to(target), labels=labels.to(target)).loss
-        losses.append(_step(model, optimizer, scheduler, loss))
-    model.eval()
+    losses = train(model, (_padded_batch(rows, tokenizer.eos_token_id) for rows in batches), plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -265,6 +200,22 @@ def fine_tune(
         "loss_end": round(sum(tail) / len(tail), 4),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _epoch_batches(rows: Sequence[Row], size: int, rng: random.Random) -> Iterator[list[Row]]:
+    """Endless batches of `size` rows, epoch by epoch, each a fresh shuffle.
+
+    Small sets repeat; large sets are sampled without replacement.
+    """
+    order: list[int] = []
+    while True:
+        batch: list[Row] = []
+        while len(batch) < size:
+            if not order:
+                order = list(range(len(rows)))
+                rng.shuffle(order)
+            batch.append(rows[order.pop()])
+        yield batch
 
 
 ANSWER = re.compile(r"Answer:\s*(-?[\d,]*\d)")

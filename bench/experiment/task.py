@@ -16,12 +16,12 @@ al. 2021, "Show Your Work", arXiv 2112.00114; Lee et al., "Teaching Arithmetic t
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from examples.corpus import format_pair
 
 TEACHERS: tuple[str, ...] = ("strong", "mid", "weak")
 # The difficulty dial: the student is pre-trained on the easy end, taught one step up, tested one step further.
@@ -127,11 +127,11 @@ def teacher_responses(problem: Problem, rng: random.Random, weak_error_rate: flo
 STYLES: tuple[Callable[[Problem], str], ...] = (original_response, strong_response, mid_response, weak_response)
 
 
-def pretraining_documents(rng: random.Random, digits: Sequence[int] = PRETRAIN_DIGITS) -> Iterator[tuple[str, str]]:
-    """An endless stream of easy (prompt, response) pairs, each problem in a random style (all correct)."""
+def pretraining_documents(rng: random.Random, digits: Sequence[int] = PRETRAIN_DIGITS) -> Iterator[str]:
+    """An endless stream of easy problems in the plain template, each answered in a random style (all correct)."""
     while True:
         problem = make_problem(rng, rng.choice(list(digits)))
-        yield problem.instruction, rng.choice(STYLES)(problem)
+        yield format_pair(problem.instruction, rng.choice(STYLES)(problem))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +172,3 @@ def build_task(
             }
         )
     return TaskData(records, evaluation)
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """Write `rows` as JSONL; returns `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path

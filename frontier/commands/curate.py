@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--policy", default=None, help="decision policy (default: reflection)")
     parser.add_argument("--params", default=None, help="policy parameters as a JSON object")
     parser.add_argument("--template", choices=TEMPLATES, default=None)
+    parser.add_argument("--rank-clip", type=int, default=None, help="clip r of the token ranks behind RSR (100)")
     parser.add_argument("--no-worker", dest="worker", action="store_false", help="rely on workers already running")
     parser.set_defaults(handler=run)
 
@@ -55,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from core.checkpoint import CheckpointError
     from core.dataset import DatasetError, parse_dataset
     from service.db import unit_of_work
-    from service.jobs import service as jobs
+    from service.jobs import lifecycle as jobs
+    from service.migrate import upgrade
     from service.policies import PolicyError
     from service.queue import enqueue_chunks
-    from service.schema import upgrade
     from service.settings import get_settings
     from workers.local import local_worker
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 policy=args.policy,
                 params=params,
                 template=args.template,
+                rank_clip=args.rank_clip,
                 dataset_name=args.data.name,
                 dataset_format="parquet" if args.data.suffix in (".parquet", ".pq") else "jsonl",
                 enqueue=lambda job_id, n_chunks: enqueue_chunks(job_id, n_chunks, settings),
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _wait(job_id: uuid.UUID) -> str:
     from service.db import session_scope
-    from service.jobs import service as jobs
+    from service.jobs import guards as jobs
     from service.models import FINISHED_STATUSES
 
     last = -1
@@ -133,7 +135,7 @@ def write_outputs(job_id: uuid.UUID, out: Path) -> tuple[dict[str, int], list[st
     """Write the decided job's files into `out`; returns samples per decision and the report's warnings."""
     from service.db import session_scope
     from service.jobs import exports
-    from service.jobs import service as jobs
+    from service.jobs import queries as jobs
     from service.jobs.repository import SampleFilter
 
     counts: dict[str, int] = {}

@@ -65,6 +65,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--policy", default=None, help="decision policy (default: the server's, reflection)")
     submit.add_argument("--params", default=None, help="policy parameters as a JSON object")
     submit.add_argument("--template", choices=TEMPLATES, default=None, help="prompt template")
+    submit.add_argument("--rank-clip", type=int, default=None, help="clip r of the token ranks behind RSR (100)")
     submit.add_argument("--idempotency-key", default=None, help="a retry with the same key returns the same job")
     submit.add_argument("--wait", action="store_true", help="follow the job to its end (as `watch`)")
 
@@ -172,6 +173,7 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
         policy=args.policy,
         params=_params(args.params),
         template=args.template,
+        rank_clip=args.rank_clip,
         idempotency_key=args.idempotency_key,
     )
     print(job.id, flush=True)
@@ -280,7 +282,8 @@ def _status(client: Client, args: argparse.Namespace) -> int:
         ("decisions", f"{counts.retained} retained, {counts.rejected} rejected, {counts.unscored} unscored"),
         ("policy", f"{job.policy.name} v{job.policy.version} {json.dumps(job.policy.params, sort_keys=True)}"),
         ("student", f"{job.student.path} ({job.student.model_type}, fingerprint {job.student.fingerprint[:12]})"),
-        ("dataset", f"{job.dataset.get('name') or '-'} ({job.dataset.get('format')}), template {job.template}"),
+        ("dataset", f"{job.dataset.get('name') or '-'} ({job.dataset.get('format')})"),
+        ("scoring", f"template {job.template}, rank clip {job.rank_clip}"),
         ("created", f"{timings.created_at:%Y-%m-%d %H:%M:%S %Z}"),
         ("finished", f"{timings.finished_at:%Y-%m-%d %H:%M:%S %Z}" if timings.finished_at else "-"),
         (

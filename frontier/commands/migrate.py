@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Upgrade the schema and print the revision the database is at."""
-    from service import schema
+    from service import migrate
 
-    schema.upgrade(revision=args.revision)
-    print(f"database at revision {schema.current_revision()}")
+    migrate.upgrade(revision=args.revision)
+    print(f"database at revision {migrate.current_revision()}")
     return 0

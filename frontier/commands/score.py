@@ -13,6 +13,7 @@ from typing import Any
 from core.checkpoint import CheckpointError, inspect_checkpoint
 from core.dataset import CandidateText, DatasetError, SampleRecord, candidate_texts, parse_dataset
 from core.files import atomic_write
+from core.scores import DEFAULT_RANK_CLIP
 from core.templates import TEMPLATES
 from frontier.progress import ProgressBar
 from service.settings import get_settings
@@ -32,6 +33,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--student", required=True, type=Path, help="local student checkpoint directory")
     parser.add_argument("--out", required=True, type=Path, help="where to write the scores (JSONL)")
     parser.add_argument("--template", choices=TEMPLATES, default="plain", help="prompt template")
+    parser.add_argument(
+        "--rank-clip", type=_positive_int, default=DEFAULT_RANK_CLIP, help="clip r of the token ranks behind RSR (100)"
+    )
     parser.add_argument(
         "--batch-tokens",
         type=_positive_int,
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         student = get_student(args.student, device=args.device, precision=args.precision)
-        scorer = Scorer(student, template=args.template, batch_tokens=args.batch_tokens)
+        scorer = Scorer(student, template=args.template, batch_tokens=args.batch_tokens, rank_clip=args.rank_clip)
     except (CheckpointError, ValueError) as exc:
         return _fail(f"{args.student}: {exc}")
 

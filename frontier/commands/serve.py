@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Migrate (embedded), start the local worker (embedded broker), serve until interrupted."""
     import uvicorn
 
-    from service import schema
+    from service import migrate
     from service.auth import LOOPBACK_HOSTS
     from service.logs import configure as configure_logs
     from service.settings import get_settings
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     embedded_db = settings.database_dsn.startswith("sqlite")
     if args.migrate or (args.migrate is None and embedded_db):
-        schema.upgrade()
+        migrate.upgrade()
     start_worker = settings.embedded_broker if args.worker is None else args.worker
     host = args.host or settings.api_host
     port = args.port or settings.api_port

@@ -24,16 +24,16 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from core.decisions import ExportDecision
 from core.scores import SCORE_FIELDS
 from service.db import session_scope
 from service.jobs import repository
+from service.jobs.guards import decided_job
 from service.jobs.manifest import build_manifest, dataset_card
 from service.jobs.report import build_report
-from service.jobs.service import decided_job
 from service.models import Candidate
 
 ExportFormat = Literal["jsonl", "parquet"]
-ExportDecision = Literal["retained", "rejected", "unscored", "all"]
 BATCH = 1000
 
 

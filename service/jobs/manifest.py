@@ -19,10 +19,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from service.jobs import repository
+from service.jobs import decision_repository, repository
+from service.jobs.decisions import decision_set_view
+from service.jobs.guards import decided_job
+from service.jobs.presenters import as_utc, student_out
 from service.jobs.report import build_report
 from service.jobs.schemas import CodeVersion, ManifestOut, ReportOut
-from service.jobs.service import as_utc, decided_job, decision_set_view, student_out
 
 PACKAGE = "frontier-curator"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +62,7 @@ def build_manifest(session: Session, job_id: uuid.UUID, decision_set_id: int | N
         scoring_versions=repository.scoring_versions(session, job_id),
         candidates=job.total_candidates,
         decision_set=decision_set_view(session, job_id, decision_set),
-        reasons=repository.reason_counts(session, decision_set.id),
+        reasons=decision_repository.reason_counts(session, decision_set.id),
         code=code_version(),
         generated_at=datetime.now(UTC),
     )

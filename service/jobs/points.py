@@ -16,11 +16,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from service.jobs import repository
+from core.decisions import DecisionName
+from service.jobs import decision_repository
+from service.jobs.decisions import decision_set_view, load_score_table
+from service.jobs.guards import decided_job
 from service.jobs.report import frontier_params
-from service.jobs.schemas import CandidatePoint, DecisionName, PointsOut
-from service.jobs.service import decided_job, decision_set_view, load_score_table
-from service.policies.frontier_band import frontier_zones
+from service.jobs.schemas import CandidatePoint, PointsOut
+from service.policies import decision_terms
+from service.policies.frontier import frontier_zones
 
 
 def candidate_points(
@@ -29,8 +32,8 @@ def candidate_points(
     """Per candidate (samples in input order): its scores, frontier score, zone and the decision set's verdict."""
     _, decision_set = decided_job(session, job_id, decision_set_id, "plotted")
     table, sample_pks = load_score_table(session, job_id)
-    decisions = repository.decisions_of_set(session, decision_set.id)
-    band, _ = frontier_params(decision_set.policy, decision_set.params)
+    decisions = decision_repository.decisions_of_set(session, decision_set.id)
+    band, _ = frontier_params(decision_terms(decision_set.policy, decision_set.params))
     total = sum(len(sample.candidates) for sample in table)
     stride = 1 if max_points is None or total <= max_points else math.ceil(total / max_points)
     points: list[CandidatePoint] = []

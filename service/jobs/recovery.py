@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from service.jobs import repository
-from service.jobs import service as jobs
+from service.jobs import lifecycle, repository
+from service.jobs.presenters import as_utc
 from service.models import FINISHED_STATUSES, ChunkStatus
 
 
@@ -44,26 +44,25 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
     job was created): they are re-sent. Re-sending work that was merely slow or queued behind other jobs is
     harmless: a done chunk is skipped and writes are idempotent.
     """
-    status = repository.lock_job(session, job_id)
-    if status is None or status in FINISHED_STATUSES:
+    job = repository.locked_job(session, job_id)
+    if job is None or job.status in FINISHED_STATUSES:
         return Recovery(job_id)
     cutoff = now - timedelta(seconds=timeout_s)
-    job = jobs.get_job(session, job_id)
     chunks = repository.unfinished_chunks(session, job_id)
     if not chunks:
-        scored_at = jobs.as_utc(job.scored_at or job.created_at)
+        scored_at = as_utc(job.scored_at or job.created_at)
         assert scored_at is not None
-        if scored_at < cutoff and jobs.finalize_job(session, job_id):
+        if scored_at < cutoff and lifecycle.finalize_job(session, job_id):
             return Recovery(job_id, finalized=True)
         return Recovery(job_id)
     # While any chunk of the job is claimed or finished within the timeout, its pending chunks are still being
     # taken from the queue in order: re-sending them would only duplicate messages.
-    last_activity = jobs.as_utc(repository.last_chunk_activity(session, job_id) or job.created_at)
+    last_activity = as_utc(repository.last_chunk_activity(session, job_id) or job.created_at)
     assert last_activity is not None
     stalled = last_activity < cutoff
     requeued: list[int] = []
     for chunk in chunks:
-        started_at = jobs.as_utc(chunk.started_at)
+        started_at = as_utc(chunk.started_at)
         lost_worker = chunk.status == ChunkStatus.running and started_at is not None and started_at < cutoff
         lost_message = chunk.status == ChunkStatus.pending and stalled
         if not (lost_worker or lost_message):
@@ -76,7 +75,7 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
                     f"{started_at:%Y-%m-%d %H:%M:%S} UTC (its worker died or hung each time; "
                     f"FRONTIER_CHUNK_TIMEOUT_S={timeout_s:g}, FRONTIER_MAX_CHUNK_ATTEMPTS={max_attempts})"
                 )
-                jobs.fail_job(session, job_id, cause, chunk_index=chunk.index)
+                lifecycle.fail_job(session, job_id, cause, chunk_index=chunk.index)
                 return Recovery(job_id, failed=cause)
             chunk.status = ChunkStatus.pending
         chunk.queued_at = now
@@ -85,18 +84,18 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
     return Recovery(job_id, requeued=tuple(requeued))
 
 
-def claim_chunk(session: Session, job_id: uuid.UUID, index: int, *, max_attempts: int) -> jobs.ChunkWork | None:
-    """Claim a chunk like jobs.claim_chunk, but fail its job instead once it has been started `max_attempts` times.
+def claim_chunk(session: Session, job_id: uuid.UUID, index: int, *, max_attempts: int) -> lifecycle.ChunkWork | None:
+    """Like lifecycle.claim_chunk, but fail the job instead once the chunk has been started `max_attempts` times.
 
     This is what stops a chunk that kills its worker (out of memory, a crash in native code) from being
     redelivered forever: each delivery counts as an attempt before the scoring starts.
     """
-    status = repository.lock_job(session, job_id)
-    if status is None or status in FINISHED_STATUSES:
+    job = repository.locked_job(session, job_id)
+    if job is None or job.status in FINISHED_STATUSES:
         return None
     chunk = repository.get_chunk(session, job_id, index)
     if chunk is not None and chunk.status != ChunkStatus.done and chunk.attempts >= max_attempts:
-        jobs.fail_job(
+        lifecycle.fail_job(
             session,
             job_id,
             f"chunk {index}: started {chunk.attempts} times without a result (its worker died or lost the "
@@ -104,4 +103,4 @@ def claim_chunk(session: Session, job_id: uuid.UUID, index: int, *, max_attempts
             chunk_index=index,
         )
         return None
-    return jobs.claim_chunk(session, job_id, index)
+    return lifecycle.claim_chunk(session, job_id, index)

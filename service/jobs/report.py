@@ -1,11 +1,13 @@
-"""Read-only analysis of a job's stored scores: the teacher comparison report and the what-if parameter sweep.
+"""The teacher comparison report of a decided job, read-only: its stored scores, placed on the student's frontier.
 
-Nothing here writes or rescores: both read the score table once and run pure policy code over it in memory.
-Definitions (docs/policies.md): a candidate is *accepted* when a decision set chose it for a retained sample; a
-refinement *beats* its original under Selective Reflection-Tuning's pairwise rule (lower r-IFD, and higher IFD
-when it rewrote the instruction; both scored); the frontier *zones* are `frontier_band`'s, under the decision
-set's parameters when it is a `frontier_band` run and under that policy's defaults otherwise. Teachers rank by
-their share of candidates inside the band, then by how near their median frontier score is to the band's middle.
+Nothing here writes or rescores: the report reads the score table once and runs pure policy code over it in
+memory. Definitions (docs/policies.md): a candidate is *accepted* when a decision set chose it for a retained
+sample; a refinement *beats* its original under Selective Reflection-Tuning's pairwise rule
+(`service.policies.rules`: lower r-IFD, and higher IFD when it rewrote the instruction; both scored); the frontier
+*zones* are `service.policies.frontier`'s, under the band the decision set's policy selected by (`Policy.band`)
+and under the default band otherwise. Teachers rank by their share of candidates inside the band, then by how
+near their median frontier score is to the band's middle. The warnings read the policy's own terms (whether it
+keeps a fixed share, which absolute cuts it applied), so no policy is named here.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from service.jobs import repository
+from service.jobs import decision_repository
+from service.jobs.decisions import decision_set_view, load_score_table
+from service.jobs.guards import decided_job
+from service.jobs.presenters import student_out
 from service.jobs.schemas import (
-    Counts,
     FrontierOut,
     Hedging,
     Quantiles,
@@ -29,22 +33,10 @@ from service.jobs.schemas import (
     ReportWarning,
     TeacherAcceptance,
     TeacherReport,
-    WhatIfIn,
-    WhatIfOut,
-    WhatIfPoint,
 )
-from service.jobs.service import decided_job, decision_set_view, load_score_table, student_out, succeeded_job
-from service.policies import PolicyError, SampleScores, get_policy
-from service.policies.frontier_band import (
-    ZONES,
-    FrontierBandParams,
-    FrontierBandPolicy,
-    FrontierReference,
-    Zone,
-    frontier_zones,
-)
-from service.policies.ifd_topk import IfdTopKPolicy
-from service.policies.reflection import beats_original
+from service.policies import Cut, DecisionTerms, SampleScores, decision_terms
+from service.policies.frontier import ZONES, FrontierBandParams, FrontierReference, Zone, frontier_zones
+from service.policies.rules import beats_original
 
 ORIGINAL = "original"
 BAND_SIDES = ("below", "inside", "beyond")
@@ -57,6 +49,7 @@ LOW_YIELD_SHARE = 0.05
 CUT_FAILED_SHARE = 0.9
 LOW_YIELD = "low_yield"
 CUT_FAILS_MOST = "cut_fails_most"
+CUT_LABELS = {"ifd": "IFD", "rifd": "r-IFD"}
 
 
 def _teacher(name: str | None) -> str:
@@ -100,43 +93,6 @@ def acceptance(outcomes: Iterable[tuple[SampleScores, str | None, str | None]]) 
     }
 
 
-def what_if(session: Session, job_id: uuid.UUID, request: WhatIfIn) -> WhatIfOut:
-    """Run a policy at each value of one parameter over the stored scores, in memory; nothing is written."""
-    policy = get_policy(request.policy)
-    policy.parse_params(request.params)
-    param = request.sweep.param
-    known = sorted(policy.params_model.model_fields)
-    if param not in known:
-        raise PolicyError(
-            f"policy {policy.name!r} has no parameter {param!r} to sweep (known: {', '.join(known)})",
-            field="sweep.param",
-        )
-    points = []
-    for value in request.sweep.values:
-        try:
-            points.append(policy.parse_params({**(request.params or {}), param: value}))
-        except PolicyError as exc:
-            raise PolicyError(f"sweep value {value!r}: {exc}", field="sweep.values") from exc
-    succeeded_job(session, job_id, "analysed")
-    table, _ = load_score_table(session, job_id)
-    result = []
-    for value, params in zip(request.sweep.values, points, strict=True):
-        verdicts = policy.decide(table, params)
-        counts = Counter(verdict.decision for verdict in verdicts)
-        result.append(
-            WhatIfPoint(
-                value=value,
-                params=params.model_dump(mode="json"),
-                counts=Counts(retained=counts["retained"], rejected=counts["rejected"], unscored=counts["unscored"]),
-                retained_fraction=counts["retained"] / len(table) if table else 0.0,
-                teachers=acceptance(
-                    (sample, v.decision, v.chosen_candidate) for sample, v in zip(table, verdicts, strict=True)
-                ),
-            )
-        )
-    return WhatIfOut(policy=policy.name, version=policy.version, param=param, points=result)
-
-
 @dataclass
 class _Tally:
     """What the report accumulates for one teacher."""
@@ -156,15 +112,11 @@ class _Tally:
     overconfident: int = 0
 
 
-def frontier_params(policy: str, params: dict[str, object]) -> tuple[FrontierBandParams, bool]:
-    """The band a decision set's zones use: its own parameters for a frontier_band run, else the defaults."""
-    band = FrontierBandPolicy()
-    if policy == band.name:
-        try:
-            return band.parse_params(params), True
-        except PolicyError:
-            pass
-    return band.parse_params(None), False
+def frontier_params(terms: DecisionTerms) -> tuple[FrontierBandParams, bool]:
+    """The band a decision set's zones use, and whether it is its policy's own (else the default band)."""
+    if terms.band is not None:
+        return terms.band, True
+    return FrontierBandParams(), False
 
 
 def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport:
@@ -219,10 +171,11 @@ def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> st
     return text
 
 
-def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> ReportWarning | None:
-    """A warning when an absolute cut on `values` (IFD or r-IFD, must be < limit) fails most scored candidates."""
-    if not isinstance(limit, int | float) or isinstance(limit, bool) or not values:
+def _cut_warning(cut: Cut, values: list[float]) -> ReportWarning | None:
+    """A warning when an absolute cut on `values` (the cut's score, must be < its limit) fails most of them."""
+    if not values:
         return None
+    label, param, limit = CUT_LABELS[cut.score], cut.param, cut.limit
     failed = sum(value >= limit for value in values) / len(values)
     if failed < CUT_FAILED_SHARE:
         return None
@@ -246,14 +199,12 @@ def _cut_warning(label: str, param: str, limit: object, values: list[float]) -> 
     )
 
 
-def _warnings(
-    table: Sequence[SampleScores], retained: int, policy: str, params: dict[str, object]
-) -> list[ReportWarning]:
+def _warnings(table: Sequence[SampleScores], retained: int, terms: DecisionTerms) -> list[ReportWarning]:
     """What a user should know before training on this decision set: too few samples, a miscalibrated cut."""
     warnings: list[ReportWarning] = []
     samples = len(table)
-    # ifd_topk keeps its k_percent by construction: a small share there is what was asked for.
-    if samples and retained / samples < LOW_YIELD_SHARE and policy != IfdTopKPolicy.name:
+    # A policy that keeps a fixed share by construction yields what was asked for, however small.
+    if samples and retained / samples < LOW_YIELD_SHARE and not terms.keeps_fixed_share:
         warnings.append(
             ReportWarning(
                 code=LOW_YIELD,
@@ -263,12 +214,12 @@ def _warnings(
             )
         )
     scored = [c for sample in table for c in sample.candidates if c.scored]
-    ifds = [c.ifd for c in scored if c.ifd is not None and math.isfinite(c.ifd)]
-    rifds = [c.rifd for c in scored if c.rifd is not None and math.isfinite(c.rifd)]
-    for warning in (
-        _cut_warning("IFD", "ifd_max", params.get("ifd_max"), ifds),
-        _cut_warning("r-IFD", "rifd_max", params.get("rifd_max"), rifds),
-    ):
+    values = {
+        "ifd": [c.ifd for c in scored if c.ifd is not None and math.isfinite(c.ifd)],
+        "rifd": [c.rifd for c in scored if c.rifd is not None and math.isfinite(c.rifd)],
+    }
+    for cut in terms.absolute_cuts:
+        warning = _cut_warning(cut, values[cut.score])
         if warning is not None:
             warnings.append(warning)
     return warnings
@@ -284,8 +235,9 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
     hedging; and the teachers ranked by how close their outputs sit to the student's frontier."""
     job, decision_set = decided_job(session, job_id, decision_set_id, "reported on")
     table, sample_pks = load_score_table(session, job_id)
-    decisions = repository.decisions_of_set(session, decision_set.id)
-    band, from_set = frontier_params(decision_set.policy, decision_set.params)
+    decisions = decision_repository.decisions_of_set(session, decision_set.id)
+    terms = decision_terms(decision_set.policy, decision_set.params)
+    band, from_set = frontier_params(terms)
     zones: list[list[tuple[float | None, Zone]]] = frontier_zones(table, band)
     reference = FrontierReference.of(table)
 
@@ -343,12 +295,7 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         teachers=originals + ranked,
         ranking=[t.teacher for t in ranked],
         recommendation=_recommendation(ranked, band),
-        warnings=_warnings(
-            table,
-            sum(d.decision == "retained" for d in decisions.values()),
-            decision_set.policy,
-            dict(decision_set.params),
-        ),
+        warnings=_warnings(table, sum(d.decision == "retained" for d in decisions.values()), terms),
     )
 
 

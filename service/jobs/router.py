@@ -13,14 +13,14 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from core.dataset import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
+from core.decisions import DecisionName
+from core.scores import MAX_RANK_CLIP
 from core.templates import TEMPLATES
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
-from service.jobs import exports, manifest, points, report
-from service.jobs import service as jobs
+from service.jobs import decisions, exports, guards, lifecycle, manifest, points, presenters, queries, report, sweep
 from service.jobs.repository import SampleFilter
 from service.jobs.schemas import (
     DecideIn,
-    DecisionName,
     DecisionSetList,
     DecisionSetOut,
     JobCreate,
@@ -58,6 +58,7 @@ _CREATE_BODY: dict[str, Any] = {
                         "policy": {"type": "string", "default": "reflection"},
                         "params": {"type": "string", "description": "policy parameters as a JSON object"},
                         "template": {"type": "string", "enum": list(TEMPLATES)},
+                        "rank_clip": {"type": "integer", "minimum": 1, "maximum": MAX_RANK_CLIP, "default": 100},
                         "format": {"type": "string", "enum": ["jsonl", "parquet"]},
                     },
                 }
@@ -77,6 +78,16 @@ def _form_text(form: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise DatasetError("expected a text field", field=name)
+
+
+def _form_int(form: Any, name: str) -> int | None:
+    value = _form_text(form, name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetError(f"expected an integer, got {value[:40]!r}", field=name) from None
 
 
 @router.post(
@@ -131,6 +142,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep, calle
         content_digest = hashlib.sha256(data).hexdigest()
         dataset_format: str = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
         policy, template = _form_text(form, "policy"), _form_text(form, "template")
+        rank_clip = _form_int(form, "rank_clip")
     else:
         try:
             body = JobCreate.model_validate_json(await request.body())
@@ -139,12 +151,15 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep, calle
             raise DatasetError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from exc
         records = parse_records(body.samples, limits=settings.limits)
         student, params, policy, template = body.student, body.params, body.policy, body.template
+        rank_clip = body.rank_clip
         name, dataset_format = body.name, "json"
         content_digest = hashlib.sha256(json.dumps(body.samples, sort_keys=True).encode()).hexdigest()
-    asked = [content_digest, name, dataset_format, student, policy, params, template]
+    asked: list[Any] = [content_digest, name, dataset_format, student, policy, params, template]
+    if rank_clip is not None:  # only when given, so a retry hashes as it did before the parameter existed
+        asked.append(rank_clip)
     request_hash = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
     job = await run_in_threadpool(
-        jobs.create_job,
+        lifecycle.create_job,
         uow,
         settings,
         records=records,
@@ -152,6 +167,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep, calle
         policy=policy,
         params=params,
         template=template,
+        rank_clip=rank_clip,
         dataset_name=name,
         dataset_format=dataset_format,
         tenant_id=caller.tenant_id,
@@ -159,7 +175,7 @@ async def create_job(request: Request, uow: UowDep, settings: SettingsDep, calle
         request_hash=request_hash,
         enqueue=lambda job_id, n_chunks: enqueue_chunks(job_id, n_chunks, settings),
     )
-    return jobs.job_out(job)
+    return presenters.job_out(job)
 
 
 @router.get("", response_model=JobPage)
@@ -171,19 +187,19 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:
     """List jobs, newest first (keyset pagination)."""
-    return jobs.list_jobs(uow.session, tenant_id=caller.tenant_id, status=status_filter, cursor=cursor, limit=limit)
+    return queries.list_jobs(uow.session, tenant_id=caller.tenant_id, status=status_filter, cursor=cursor, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, uow: UowDep) -> JobOut:
     """A job's status, progress, counts, throughput, student identity, policy and error."""
-    return jobs.job_out(jobs.get_job(uow.session, job_id))
+    return presenters.job_out(guards.get_job(uow.session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: uuid.UUID, uow: UowDep) -> JobOut:
     """Cancel a queued or running job; 409 if it has already finished."""
-    return jobs.job_out(jobs.cancel_job(uow.session, job_id))
+    return presenters.job_out(lifecycle.cancel_job(uow.session, job_id))
 
 
 @router.get("/{job_id}/samples", response_model=SamplePage)
@@ -200,31 +216,31 @@ def list_samples(
 ) -> SamplePage:
     """Sample-level decisions with every candidate's scores, filtered, in input order (keyset pagination)."""
     filters = SampleFilter(decision=decision, reason=reason, teacher=teacher, chosen=chosen)
-    return jobs.list_samples(uow.session, job_id, filters, cursor=cursor, limit=limit, decision_set_id=decision_set)
+    return queries.list_samples(uow.session, job_id, filters, cursor=cursor, limit=limit, decision_set_id=decision_set)
 
 
 @router.get("/{job_id}/samples/{sample_id}", response_model=SampleOut)
 def get_sample(job_id: uuid.UUID, sample_id: str, uow: UowDep, decision_set: DecisionSetParam = None) -> SampleOut:
     """One sample: every candidate's texts and scores, the decision, the chosen candidate and the reason."""
-    return jobs.get_sample(uow.session, job_id, sample_id, decision_set_id=decision_set)
+    return queries.get_sample(uow.session, job_id, sample_id, decision_set_id=decision_set)
 
 
 @router.post("/{job_id}/decide", status_code=status.HTTP_201_CREATED, response_model=DecisionSetOut)
 def decide(job_id: uuid.UUID, body: DecideIn, uow: UowDep) -> DecisionSetOut:
     """Run a policy over the job's stored scores as a new decision set (no rescoring); it becomes the latest."""
-    return jobs.redecide(uow.session, job_id, body.policy, body.params)
+    return decisions.redecide(uow.session, job_id, body.policy, body.params)
 
 
 @router.get("/{job_id}/decision-sets", response_model=DecisionSetList)
 def list_decision_sets(job_id: uuid.UUID, uow: UowDep) -> DecisionSetList:
     """The job's decision sets, oldest (its own) first, with their policies and counts."""
-    return jobs.list_decision_sets(uow.session, job_id)
+    return decisions.list_decision_sets(uow.session, job_id)
 
 
 @router.post("/{job_id}/what-if", response_model=WhatIfOut)
 def what_if(job_id: uuid.UUID, body: WhatIfIn, uow: UowDep) -> WhatIfOut:
     """Sweep one policy parameter over the stored scores: retained fraction and per-teacher acceptance per value."""
-    return report.what_if(uow.session, job_id, body)
+    return sweep.what_if(uow.session, job_id, body)
 
 
 @router.get("/{job_id}/report", response_model=ReportOut, responses={200: {"content": {"text/markdown": {}}}})

@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.decisions import DecisionName
+from core.scores import MAX_RANK_CLIP
 from core.templates import TemplateName
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-DecisionName = Literal["retained", "rejected", "unscored"]
 
 
 class JobCreate(BaseModel):
@@ -24,6 +25,12 @@ class JobCreate(BaseModel):
     policy: str | None = Field(default=None, description="policy name; default `reflection`")
     params: dict[str, Any] | None = Field(default=None, description="policy parameters")
     template: TemplateName | None = None
+    rank_clip: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RANK_CLIP,
+        description="clip r of the token ranks behind rank_mean and rsr; default 100 (arXiv 2601.14249)",
+    )
     name: str = ""
 
 
@@ -82,6 +89,7 @@ class JobOut(BaseModel):
     student: StudentOut
     policy: PolicyOut
     template: str
+    rank_clip: int = Field(description="clip r of the token ranks behind each candidate's rank_mean and rsr")
     dataset: dict[str, Any]
     timings: Timings
     error: str | None
@@ -111,6 +119,9 @@ class CandidateOut(BaseModel):
     ifd: float | None
     ifd_loss_ratio: float | None
     rifd: float | None
+    rank_mean: float | None = Field(description="mean clipped token rank of the response under L(A|Q)")
+    rsr: float | None = Field(description="Rank-Surprisal Ratio: sum of clipped ranks / sum of NLL (lower = better)")
+    rank_clip: int | None
     n_instruction_tokens: int | None
     n_response_tokens: int | None
     n_response_tokens_backward: int | None

@@ -1,13 +1,15 @@
 """Decision policies: one module per rule, registered here by name (see base.py for the contract).
 
-A new rule is one module with a `Policy` subclass, plus its line in `POLICIES` below.
+A new rule is one module with a `Policy` subclass, plus its line in `POLICIES` below: everything else (the jobs'
+decisions, report, plot points and what-if) reaches policies through this module's functions and the terms a
+policy states (`Policy.band`, `keeps_fixed_share`, `absolute_cuts`), never by name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.policies.base import CandidateScore, Policy, PolicyError, SampleScores, Verdict
+from service.policies.base import CandidateScore, Cut, DecisionTerms, Policy, PolicyError, SampleScores, Verdict
 from service.policies.best_candidate import BestCandidatePolicy
 from service.policies.frontier_band import FrontierBandPolicy
 from service.policies.ifd_topk import IfdTopKPolicy
@@ -34,6 +36,18 @@ def resolve_params(name: str, raw: dict[str, Any] | None) -> tuple[Policy[Any], 
     return policy, policy.parse_params(raw).model_dump(mode="json")
 
 
+def decision_terms(name: str, params: dict[str, Any]) -> DecisionTerms:
+    """The terms a stored decision set was decided under; none when its policy is gone or its params no longer parse."""
+    policy = POLICIES.get(name)
+    if policy is None:
+        return DecisionTerms()
+    try:
+        parsed = policy.parse_params(params)
+    except PolicyError:
+        return DecisionTerms()
+    return DecisionTerms(policy.band(parsed), policy.keeps_fixed_share(parsed), tuple(policy.absolute_cuts(parsed)))
+
+
 def describe_policies() -> list[PolicyInfo]:
     """Every registered policy's public description, in registry order."""
     return [
@@ -52,10 +66,13 @@ def describe_policies() -> list[PolicyInfo]:
 __all__ = [
     "POLICIES",
     "CandidateScore",
+    "Cut",
+    "DecisionTerms",
     "Policy",
     "PolicyError",
     "SampleScores",
     "Verdict",
+    "decision_terms",
     "describe_policies",
     "get_policy",
     "resolve_params",

@@ -1,9 +1,14 @@
-"""The policy contract: pure functions from a job's score table to one decision per sample.
+"""The policy contract: pure functions from a job's score table to one decision per sample, and their terms.
 
 A policy sees only scores (no database, no HTTP), so re-deciding a job under other parameters never
 rescores and every rule is testable on a hand-built table. Each policy has a `name`, a `version` (bump it
 when the same scores and parameters could give a different decision) and a pydantic `Params` model whose
 validated, defaults-filled dump is stored with every decision set.
+
+A policy also states the terms it decided under, so that the report, the plot points and the what-if explain
+any decision set without naming a policy: the frontier band it selected by (`band`), whether its parameters
+fix the share of samples kept (`keeps_fixed_share`) and the absolute IFD / r-IFD cuts it applied
+(`absolute_cuts`). The defaults say "none of these"; a policy overrides what it does.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from service.policies.frontier import FrontierBandParams
 
 DecisionValue = Literal["retained", "rejected", "unscored"]
 
@@ -57,6 +65,12 @@ class CandidateScore:
             and math.isfinite(self.rifd)
         )
 
+    @property
+    def has_ifd(self) -> bool:
+        """True when the candidate has a finite IFD: enough for rules that read no r-IFD (the `cherry` and
+        `superfiltering` templates measure none, as their repositories do)."""
+        return self.status == "scored" and self.ifd is not None and math.isfinite(self.ifd)
+
 
 @dataclass(frozen=True, slots=True)
 class SampleScores:
@@ -80,6 +94,25 @@ class Verdict:
     reason: str
     chosen_candidate: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """An absolute cut a policy applies to one score: a candidate whose `score` is at or above `limit` fails it."""
+
+    score: Literal["ifd", "rifd"]
+    # The parameter that sets the limit, so advice on the cut can name what to change.
+    param: str
+    limit: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTerms:
+    """What a decision set was decided under, as its policy states it (see `Policy`); the defaults state nothing."""
+
+    band: FrontierBandParams | None = None
+    keeps_fixed_share: bool = False
+    absolute_cuts: tuple[Cut, ...] = ()
 
 
 class PolicyParams(BaseModel):
@@ -125,6 +158,18 @@ class Policy(Generic[P]):
     def decide(self, samples: Sequence[SampleScores], params: P) -> list[Verdict]:
         """One verdict per sample, in input order; must be deterministic for the same table and params."""
         raise NotImplementedError
+
+    def band(self, params: P) -> FrontierBandParams | None:
+        """The frontier band these parameters select by (None: the policy does not decide by the frontier)."""
+        return None
+
+    def keeps_fixed_share(self, params: P) -> bool:
+        """True when these parameters fix the share of samples kept, so a small yield is what was asked for."""
+        return False
+
+    def absolute_cuts(self, params: P) -> list[Cut]:
+        """The absolute IFD / r-IFD cuts these parameters apply, IFD first (none by default)."""
+        return []
 
     def decide_raw(self, samples: Sequence[SampleScores], raw_params: dict[str, Any] | None) -> list[Verdict]:
         """Validate `raw_params` and decide."""

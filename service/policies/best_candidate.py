@@ -26,6 +26,7 @@ from service.policies.base import (
     OVERCONFIDENT_STYLE,
     UNSCORED,
     CandidateScore,
+    Cut,
     Policy,
     PolicyParams,
     SampleScores,
@@ -62,8 +63,12 @@ class BestCandidatePolicy(Policy[BestCandidateParams]):
         """One verdict per sample: its most probable candidate."""
         return [self._decide_one(sample, params) for sample in samples]
 
+    def absolute_cuts(self, params: BestCandidateParams) -> list[Cut]:
+        """The optional alignment cut (IFD < ifd_max); GRAPE itself has none."""
+        return [Cut("ifd", "ifd_max", params.ifd_max)] if params.ifd_max is not None else []
+
     def _decide_one(self, sample: SampleScores, params: BestCandidateParams) -> Verdict:
-        scored = [c for c in sample.candidates if c.scored and not math.isnan(_loss(c))]
+        scored = [c for c in sample.candidates if c.has_ifd and not math.isnan(_loss(c))]
         if not scored:
             return unscored_verdict(sample)
         detail: dict[str, Any] = {"nll_response_given_instruction": {c.name: _loss(c) for c in scored}}

@@ -61,6 +61,10 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
         UNSCORED,
     )
 
+    def keeps_fixed_share(self, params: IfdTopKParams) -> bool:
+        """True: it keeps its k_percent by construction, so a small share is what was asked for."""
+        return True
+
     def decide(self, samples: Sequence[SampleScores], params: IfdTopKParams) -> list[Verdict]:
         """Rank every sample's best aligned candidate by IFD and keep the top k%."""
         keep = math.ceil(len(samples) * params.k_percent / 100)
@@ -74,7 +78,7 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
         verdicts: list[Verdict | None] = []
         for index, sample in enumerate(samples):
             pool = [sample.original] if params.candidates == "original" else list(sample.candidates)
-            scored = [c for c in pool if c.scored and not math.isnan(value(c))]
+            scored = [c for c in pool if c.has_ifd and not math.isnan(value(c))]
             if not scored:
                 verdicts.append(unscored_verdict(sample))
                 continue

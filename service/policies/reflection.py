@@ -2,8 +2,9 @@
 
 A refinement replaces the original when it beats it under the paper's two rules: a rewritten instruction must
 make the answer *harder* for the student (higher IFD: the instruction carries more), and the response must be
-*easier* to trace back to the instruction (lower r-IFD: more feasible for this student). Among refinements that
-beat the original the one with the lowest r-IFD wins (ties: record order).
+*easier* to trace back to the instruction (lower r-IFD: more feasible for this student); the pairwise rule lives
+in `service.policies.rules`, which the report shares. Among refinements that beat the original the one with the
+lowest r-IFD wins (ties: record order).
 
 - `variant: "code"` (default), the released code: a candidate is eligible only if it is aligned and feasible,
   IFD < `ifd_max` and r-IFD < `rifd_max` (1.0 and 1.0 there); a sample with no eligible candidate is rejected,
@@ -33,6 +34,7 @@ from service.policies.base import (
     OVERCONFIDENT_STYLE,
     UNSCORED,
     CandidateScore,
+    Cut,
     Policy,
     PolicyParams,
     SampleScores,
@@ -40,6 +42,7 @@ from service.policies.base import (
     excluded_as_overconfident,
     unscored_verdict,
 )
+from service.policies.rules import refinement_wins, score_value
 
 REFINEMENT_SELECTED = "refinement_selected"
 ORIGINAL_KEPT = "original_kept"
@@ -70,22 +73,9 @@ class ReflectionParams(PolicyParams):
         return {"ifd_max": CODE_IFD_MAX, "rifd_max": CODE_RIFD_MAX, **{k: v for k, v in raw.items() if v is not None}}
 
 
-def _value(score: float | None) -> float:
-    # Only scored candidates reach the comparisons; inf keeps a missing score from ever winning.
-    return score if score is not None else float("inf")
-
-
 def _beats(refinement: CandidateScore, original: CandidateScore, original_eligible: bool) -> bool:
-    if not original_eligible:
-        return True
-    if refinement.rewrote_instruction and _value(refinement.ifd) <= _value(original.ifd):
-        return False
-    return _value(refinement.rifd) < _value(original.rifd)
-
-
-def beats_original(refinement: CandidateScore, original: CandidateScore) -> bool:
-    """The paper's pairwise rule: lower r-IFD than the original, and higher IFD if the instruction was rewritten."""
-    return refinement.scored and original.scored and _beats(refinement, original, original_eligible=True)
+    # An original that is not eligible itself loses to any eligible refinement (the released code).
+    return not original_eligible or refinement_wins(refinement, original)
 
 
 class ReflectionPolicy(Policy[ReflectionParams]):
@@ -112,6 +102,11 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         """One verdict per sample under the Reflection-Tuning selection rule."""
         return [self._decide_one(sample, params) for sample in samples]
 
+    def absolute_cuts(self, params: ReflectionParams) -> list[Cut]:
+        """The code variant's alignment and feasibility cuts (the paper variant has none)."""
+        cuts = [Cut("ifd", "ifd_max", params.ifd_max)] if params.ifd_max is not None else []
+        return cuts + ([Cut("rifd", "rifd_max", params.rifd_max)] if params.rifd_max is not None else [])
+
     def _decide_one(self, sample: SampleScores, params: ReflectionParams) -> Verdict:
         scored = [c for c in sample.candidates if c.scored]
         if not scored:
@@ -120,7 +115,7 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         rifd_max = params.rifd_max if params.rifd_max is not None else float("inf")
 
         def within(candidate: CandidateScore) -> bool:
-            return candidate.scored and _value(candidate.ifd) < ifd_max and _value(candidate.rifd) < rifd_max
+            return candidate.scored and score_value(candidate.ifd) < ifd_max and score_value(candidate.rifd) < rifd_max
 
         reject = params.reject_overconfident
         overconfident = [c.name for c in scored if within(c) and excluded_as_overconfident(c, reject)]
@@ -137,13 +132,13 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         if overconfident:
             detail[OVERCONFIDENT_STYLE] = overconfident
         if winners:
-            best = min(winners, key=lambda c: _value(c.rifd))
+            best = min(winners, key=lambda c: score_value(c.rifd))
             return Verdict(sample.sample_key, "retained", REFINEMENT_SELECTED, best.name, detail)
         if original_eligible:
             has_refinements = len(sample.candidates) > 1
             reason = REFINEMENT_REJECTED_KEPT_ORIGINAL if has_refinements else ORIGINAL_KEPT
             return Verdict(sample.sample_key, "retained", reason, original.name, detail)
-        if all(_value(c.ifd) >= ifd_max for c in scored):
+        if all(score_value(c.ifd) >= ifd_max for c in scored):
             return Verdict(sample.sample_key, "rejected", MISALIGNED_IFD_GE_1, None, detail)
         if overconfident:
             return Verdict(sample.sample_key, "rejected", OVERCONFIDENT_STYLE, None, detail)

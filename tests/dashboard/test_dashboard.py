@@ -244,6 +244,9 @@ def test_sample_browser_filters_and_shows_original_and_refinements_side_by_side(
         expect(column).to_have_attribute("data-candidate", candidate["name"])
         expect(column.locator("pre.text")).to_have_text(candidate["response"])
         expect(column.locator(".scores")).to_contain_text(f"{candidate['ifd']:.3f}")
+        # The rank statistics of the same pass: RSR and the mean clipped rank.
+        expect(column.locator(".scores")).to_contain_text(f"RSR{candidate['rsr']:.3f}")
+        expect(column.locator(".scores")).to_contain_text(f"mean rank (clip {candidate['rank_clip']})")
     boxes = [columns.nth(i).bounding_box() for i in range(len(sample["candidates"]))]
     assert all(box is not None for box in boxes)
     assert len({round(box["y"]) for box in boxes if box}) == 1, "candidates are not side by side"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from core.templates import TEMPLATES
 from frontier.cli import build_parser, main
-from service import schema
+from service import migrate
 from service.settings import get_settings
-from tests.services import configure
+from tests.services import as_jsonl, configure, example_records
 
 
 def test_commands_are_registered() -> None:
@@ -70,8 +72,8 @@ def test_migrate_creates_the_schema(
 ) -> None:
     configure(monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path)})
     assert main(["migrate"]) == 0
-    assert schema.current_revision() == schema.head_revision()
-    assert f"database at revision {schema.head_revision()}" in capsys.readouterr().out
+    assert migrate.current_revision() == migrate.head_revision()
+    assert f"database at revision {migrate.head_revision()}" in capsys.readouterr().out
     get_settings.cache_clear()
 
 
@@ -79,8 +81,42 @@ def test_report_refuses_an_unknown_job(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure(monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path)})
-    schema.upgrade()
+    migrate.upgrade()
     missing = "00000000-0000-0000-0000-000000000001"
     assert main(["report", missing, "--data-dir", str(tmp_path)]) == 2
     assert f"job {missing} not found" in capsys.readouterr().err
     get_settings.cache_clear()
+
+
+def test_curate_with_the_alpaca_template_runs_end_to_end(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_student: Path
+) -> None:
+    monkeypatch.setenv("FRONTIER_DATA_DIR", str(tmp_path / "state"))
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(as_jsonl(example_records(6)))
+    out = tmp_path / "out"
+    argv = ["curate", str(path), "--student", str(small_student), "--out", str(out), "--template", "alpaca"]
+    assert main(argv) == 0
+    decisions = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
+    assert len(decisions) == 6
+    scored = [c for d in decisions for c in d["candidates"] if c["status"] == "scored"]
+    assert scored
+    assert {c["template"] for c in scored} == {"alpaca"}
+    get_settings.cache_clear()
+
+
+def test_an_unknown_template_is_refused_by_the_cli_naming_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (
+        ["curate", "d.jsonl", "--student", "s", "--out", str(tmp_path / "out"), "--template", "vicuna"],
+        ["score", "d.jsonl", "--student", "s", "--out", str(tmp_path / "s.jsonl"), "--template", "vicuna"],
+        ["jobs", "submit", "d.jsonl", "--student", "s", "--template", "vicuna"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "vicuna" in err
+        assert all(name in err for name in TEMPLATES), err
+    assert not (tmp_path / "out").exists()

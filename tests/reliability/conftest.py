@@ -9,6 +9,7 @@ API in-process (TestClient) on the same settings. The worker connects with appli
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
@@ -29,7 +30,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service import schema
+from service import migrate
 from service.app import create_app
 from service.db import dispose_engines
 from service.settings import Settings, get_settings
@@ -281,7 +282,7 @@ class Stack:
             if self.observer is None or self.observer.closed:
                 self.observer = psycopg.connect(self.postgres.dsn(DATABASE), connect_timeout=5, autocommit=True)
             try:
-                return self.observer.execute(sql, params).fetchall()  # type: ignore[arg-type]
+                return self.observer.execute(sql, params).fetchall()
             except psycopg.OperationalError:
                 self.observer.close()
                 if retry:
@@ -330,7 +331,7 @@ class Stack:
     def hold(self, statement: str, *params: Any) -> Iterator[None]:
         """Run `statement` (e.g. a row or table lock) in a transaction held open for the block."""
         with psycopg.connect(self.postgres.dsn(DATABASE), connect_timeout=5) as connection:
-            connection.execute(statement, params)  # type: ignore[arg-type]
+            connection.execute(statement, params)
             try:
                 yield
             finally:
@@ -354,7 +355,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {DATABASE}")
         url = cluster.dsn(DATABASE).replace("postgresql://", "postgresql+psycopg://", 1)
-        schema.upgrade(url)
+        migrate.upgrade(url)
         dispose_engines()
         yield cluster
     finally:
@@ -450,6 +451,6 @@ def job_finished(stack: Stack, job_id: uuid.UUID) -> str | None:
 def wait_decided_exactly_once(stack: Stack, worker: Worker, jobs: dict[uuid.UUID, int], timeout: float) -> None:
     """Wait for each job (id -> samples) to finish; each must succeed with every sample decided exactly once."""
     for job_id, n_samples in jobs.items():
-        status = wait_until(lambda j=job_id: job_finished(stack, j), timeout, f"job {job_id} to finish")
+        status = wait_until(functools.partial(job_finished, stack, job_id), timeout, f"job {job_id} to finish")
         assert status == "succeeded", worker.tail()
         assert_decided_exactly_once(stack, job_id, n_samples)

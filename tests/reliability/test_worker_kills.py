@@ -9,6 +9,7 @@ last chunk cannot have sent the finalize task or acknowledged the chunk.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -84,7 +85,9 @@ def test_a_pool_process_killed_at_five_points_of_a_job_loses_and_duplicates_noth
 
     wait_until(scored_since, 120, "the replacement pool process to score a chunk")
     while True:
-        scoring = wait_until(lambda s=since: running_chunk(stack, job_id, s, attempts=1), 60, "a chunk being scored")
+        scoring = wait_until(
+            functools.partial(running_chunk, stack, job_id, since, attempts=1), 60, "a chunk being scored"
+        )
         with stack.job_lock(job_id):
             if stack.worker_outside_transactions():
                 since = kill("mid-scoring (student loaded, engine running, nothing written)", scoring)

@@ -114,7 +114,7 @@ def test_idempotency_key_returns_the_same_job_or_409(keyed: TestClient, small_st
     alice, bob = new_key("alice"), new_key("bob")
     records = example_records(2, start=130)
     with session_scope() as session:
-        jobs_before = session.scalar(select(func.count()).select_from(Job))
+        jobs_before = int(session.scalar(select(func.count()).select_from(Job)) or 0)
     first = submit(keyed, small_student, {**alice, "Idempotency-Key": "upload-1"}, records)
     again = submit(keyed, small_student, {**alice, "Idempotency-Key": "upload-1"}, records)
     assert first.status_code == again.status_code == 202

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.db import session_scope
-from service.jobs import service as jobs
+from service.jobs import lifecycle
 from service.models import Candidate, Chunk, Decision, Job, Sample
 from service.settings import get_settings
 from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, Deployment, as_jsonl, example_records
@@ -240,12 +240,12 @@ def test_redelivered_chunk_changes_nothing(deployment: Deployment, client: TestC
 
     # The same chunk's scores written twice (two workers raced on one message) count once.
     with session_scope() as session:
-        work = jobs.claim_chunk(session, job_id, 1)
+        work = lifecycle.claim_chunk(session, job_id, 1)
     assert work is not None
     rows = [{"id": c.id, "status": "scored", "template": "plain", "ifd": 0.5, "rifd": 0.5} for c in work.candidates]
     for _ in range(2):
         with session_scope() as session:
-            assert jobs.record_chunk_scores(session, job_id, 1, rows, scoring_seconds=0.1) is True
+            assert lifecycle.record_chunk_scores(session, job_id, 1, rows, scoring_seconds=0.1) is True
     assert snapshot()[0] == 5
     assert curation.finalize(job_id) is True
     assert curation.finalize(job_id) is False  # a second finalize is a no-op

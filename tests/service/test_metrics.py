@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from service import schema
+from service import migrate
 from service.db import get_engine
 from tests.service.test_jobs_api import create, run_job
 from tests.services import Deployment, example_records
@@ -74,6 +74,6 @@ def test_migration_0005_backfills_the_jobs_scoring_totals(
 
     accumulated = totals()
     assert accumulated[0] == job["progress"]["candidates"]
-    command.downgrade(schema.alembic_config(url), "0004")
-    schema.upgrade(url)
+    command.downgrade(migrate.alembic_config(url), "0004")
+    migrate.upgrade(url)
     assert totals() == accumulated

@@ -11,28 +11,27 @@ from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
-from service import schema
-from service.db import get_engine
-from service.models import Base
+from service import migrate
+from service.db import Base, get_engine
 from tests.service.test_jobs_api import create, run_job
 from tests.services import Deployment, example_records
 
 
 def test_migrated_schema_matches_the_models(deployment: Deployment) -> None:
-    assert schema.current_revision() == schema.head_revision()
+    assert migrate.current_revision() == migrate.head_revision()
     with get_engine().connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'roundtrip.sqlite3'}"
-    schema.upgrade(url)
+    migrate.upgrade(url)
     tables = set(inspect(get_engine(url)).get_table_names())
     assert tables >= {"students", "jobs", "chunks", "samples", "candidates", "decision_sets", "decisions"}
-    command.downgrade(schema.alembic_config(url), "base")
+    command.downgrade(migrate.alembic_config(url), "base")
     assert set(inspect(get_engine(url)).get_table_names()) == {"alembic_version"}
-    schema.upgrade(url)
-    assert schema.current_revision(url) == schema.head_revision()
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
 
 
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
@@ -50,8 +49,8 @@ def test_sqlite_table_rebuilds_keep_every_row(deployment: Deployment, client: Te
 
     before = rows()
     assert min(before.values()) > 0
-    command.downgrade(schema.alembic_config(url), "0003")
+    command.downgrade(migrate.alembic_config(url), "0003")
     assert rows() == before
-    schema.upgrade(url)
+    migrate.upgrade(url)
     assert rows() == before
     assert client.get(f"/v1/jobs/{job['id']}/samples").json()["items"]

@@ -15,14 +15,14 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from frontier import cli
 from service.db import session_scope, unit_of_work
-from service.jobs import recovery
-from service.jobs import service as jobs
+from service.jobs import guards, lifecycle, presenters, recovery
 from service.models import Chunk, ChunkStatus, Decision, DecisionSet, JobStatus
 from service.settings import get_settings
 from tests.service.test_jobs_api import create
 from tests.services import TEST_QUEUE, Deployment, example_records
-from workers import cli, curation
+from workers import curation
 
 TIMEOUT_S = 600.0
 MAX_ATTEMPTS = 3
@@ -42,12 +42,12 @@ def chunk_rows(job_id: uuid.UUID) -> list[tuple[int, str, int]]:
         rows = session.execute(
             select(Chunk.index, Chunk.status, Chunk.attempts).where(Chunk.job_id == job_id).order_by(Chunk.index)
         ).all()
-    return [(row.index, row.status, row.attempts) for row in rows]
+    return [(index, status, attempts) for index, status, attempts in rows]
 
 
 def created_at(job_id: uuid.UUID) -> datetime:
     with session_scope() as session:
-        moment = jobs.as_utc(jobs.get_job(session, job_id).created_at)
+        moment = presenters.as_utc(guards.get_job(session, job_id).created_at)
     assert moment is not None
     return moment
 
@@ -60,7 +60,7 @@ def recover(job_id: uuid.UUID, now: datetime) -> recovery.Recovery:
     return result
 
 
-def claim(job_id: uuid.UUID, index: int) -> jobs.ChunkWork | None:
+def claim(job_id: uuid.UUID, index: int) -> lifecycle.ChunkWork | None:
     with session_scope() as session:
         return recovery.claim_chunk(session, job_id, index, max_attempts=MAX_ATTEMPTS)
 
@@ -96,18 +96,20 @@ def test_pending_chunks_are_resent_only_once_their_job_stops_making_progress(
     job_id = new_job(client, small_student)
     with session_scope() as session:
         # A job that waited in the queue for a long time before its first chunk was taken.
-        jobs.get_job(session, job_id).created_at = created_at(job_id) - timedelta(seconds=3 * TIMEOUT_S)
+        guards.get_job(session, job_id).created_at = created_at(job_id) - timedelta(seconds=3 * TIMEOUT_S)
     work = claim(job_id, 0)
     assert work is not None
     with session_scope() as session:
-        jobs.record_chunk_scores(
+        lifecycle.record_chunk_scores(
             session,
             job_id,
             0,
             [{"id": c.id, "status": "unscored", "error": "test"} for c in work.candidates],
             scoring_seconds=0.0,
         )
-        finished_at = jobs.as_utc(session.scalars(select(Chunk.finished_at).where(Chunk.job_id == job_id)).first())
+        finished_at = presenters.as_utc(
+            session.scalars(select(Chunk.finished_at).where(Chunk.job_id == job_id)).first()
+        )
     assert finished_at is not None
     # Chunks are being taken: the pending ones are still on their way through the queue.
     assert recover(job_id, finished_at + timedelta(seconds=TIMEOUT_S / 2)) == recovery.Recovery(job_id)
@@ -156,9 +158,9 @@ def test_a_scored_job_whose_finalize_was_lost_is_finalized_once(
         assert work is not None
         rows: list[dict[str, Any]] = [{"id": c.id, "status": "unscored", "error": "test"} for c in work.candidates]
         with session_scope() as session:
-            jobs.record_chunk_scores(session, job_id, index, rows, scoring_seconds=0.0)
+            lifecycle.record_chunk_scores(session, job_id, index, rows, scoring_seconds=0.0)
     with session_scope() as session:
-        scored_at = jobs.as_utc(jobs.get_job(session, job_id).scored_at)
+        scored_at = presenters.as_utc(guards.get_job(session, job_id).scored_at)
     assert scored_at is not None
     assert recover(job_id, scored_at + timedelta(seconds=1)) == recovery.Recovery(job_id)
     assert recover(job_id, scored_at + timedelta(seconds=TIMEOUT_S + 1)).finalized
@@ -177,7 +179,7 @@ def test_cancelled_jobs_are_never_swept(deployment: Deployment, client: TestClie
     assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     assert recover(job_id, datetime.now().astimezone() + timedelta(days=1)) == recovery.Recovery(job_id)
     with session_scope() as session:
-        assert jobs.get_job(session, job_id).status == JobStatus.cancelled
+        assert guards.get_job(session, job_id).status == JobStatus.cancelled
         chunk = session.scalars(select(Chunk).where(Chunk.job_id == job_id, Chunk.index == 0)).one()
         assert chunk.status == ChunkStatus.running
 

@@ -70,7 +70,7 @@ def test_second_job_scores_only_new_candidates(
     overlap = [{**record, "id": f"again-{record['id']}"} for record in first_records[:4]]
     second_records = overlap + example_records(4, start=8)
     second = finished(client, create(client, small_student, second_records))
-    reused = sum(1 + len(record["refinements"]) for record in overlap)  # type: ignore[arg-type]
+    reused = sum(1 + len(record["refinements"]) for record in overlap)
     assert second["progress"]["cached"] == reused
     assert calls.candidates == n_first + second["progress"]["candidates"] - reused
 
@@ -78,7 +78,7 @@ def test_second_job_scores_only_new_candidates(
     before = scores_by_text(client, first["id"])
     after = scores_by_text(client, second["id"])
     for record in first_records[:4]:
-        for name in ["original"] + [r["teacher"] for r in record["refinements"]]:  # type: ignore[union-attr]
+        for name in ["original"] + [r["teacher"] for r in record["refinements"]]:
             assert after[(f"again-{record['id']}", name)] == before[(str(record["id"]), name)]
 
 

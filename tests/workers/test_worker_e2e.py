@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service import schema
+from service import migrate
 from service.app import create_app
 from service.settings import Settings
 from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, as_jsonl, configure, example_records
@@ -162,6 +162,6 @@ def test_embedded_default_lifecycle_with_a_local_worker(
     )
     assert settings.database_dsn.startswith("sqlite:///")
     assert settings.embedded_broker
-    schema.upgrade()
+    migrate.upgrade()
     records = example_records(N_SAMPLES, start=N_SAMPLES)
     check_run(run_over_http(settings, student_dir, records, pool="solo"), records)

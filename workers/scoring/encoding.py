@@ -1,4 +1,4 @@
-"""From candidates to token sequences with scored spans, applying the truncation rule.
+"""The two-pass templates' encoder: from candidates to a forward and a backward sequence, applying the truncation rule.
 
 Truncation rule (the student has a maximum length M, counting the start token):
 1. If both sequences of a candidate fit in M tokens, nothing is cut.
@@ -16,6 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.scores import Candidate
+from workers.scoring.spans import (
+    INSTRUCTION,
+    INSTRUCTION_GIVEN_RESPONSE,
+    RESPONSE,
+    RESPONSE_GIVEN_INSTRUCTION,
+    CandidateError,
+    EncodedCandidate,
+    ScoredSpan,
+)
 from workers.scoring.templates import RenderedCandidate, RenderedText, SpanTokenizer, Template, TemplateError
 
 # Re-tokenizing a cut prompt can shift a token; a few rounds always settle it in practice.
@@ -31,24 +40,25 @@ class ScoredSequence:
     a: tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedCandidate:
-    """The forward (P then A) and backward (A then P) sequences of one candidate."""
-
-    forward: ScoredSequence
-    backward: ScoredSequence
-    instruction_truncated: bool
-
-
-class CandidateError(ValueError):
-    """Why a candidate cannot be scored; becomes the `error` of an `unscored` result."""
+def two_pass(forward: ScoredSequence, backward: ScoredSequence, *, truncated: bool) -> EncodedCandidate:
+    """The four spans of a forward (P then A) and a backward (A then P) sequence."""
+    return EncodedCandidate(
+        spans={
+            INSTRUCTION: ScoredSpan(forward.ids, *forward.q),
+            RESPONSE_GIVEN_INSTRUCTION: ScoredSpan(forward.ids, *forward.a),
+            RESPONSE: ScoredSpan(backward.ids, *backward.a),
+            INSTRUCTION_GIVEN_RESPONSE: ScoredSpan(backward.ids, *backward.q),
+        },
+        truncated=truncated,
+    )
 
 
 class CandidateEncoder:
-    """Renders and tokenizes candidates for one student and template."""
+    """Renders and tokenizes candidates for one student and two-pass template."""
 
     def __init__(self, template: Template, tokenizer: SpanTokenizer, start_id: int, max_length: int) -> None:
         self.template = template
+        self.name = template.name
         self._tokenizer = tokenizer
         self._start_id = start_id
         self._max_length = max_length
@@ -76,7 +86,7 @@ class CandidateEncoder:
                 if max(len(forward.ids), len(backward.ids)) > self._max_length:
                     results.append(self._truncated(candidate, prompt))
                 else:
-                    results.append(EncodedCandidate(forward, backward, instruction_truncated=False))
+                    results.append(two_pass(forward, backward, truncated=False))
             except CandidateError as exc:
                 results.append(exc)
         return results
@@ -103,7 +113,7 @@ class CandidateEncoder:
             backward = self._sequence(rendered.backward, b_ids, b_starts)
             excess = max(len(forward.ids), len(backward.ids)) - self._max_length
             if excess <= 0:
-                return EncodedCandidate(forward, backward, instruction_truncated=True)
+                return two_pass(forward, backward, truncated=True)
             q_tokens = forward.q[1] - forward.q[0]
             keep = q_tokens - excess
             if keep < 1:

@@ -1,18 +1,21 @@
 """How a candidate becomes the two token sequences the student scores, and which tokens count.
 
-Every template renders two texts per candidate, each with two character ranges:
+Every two-pass template renders two texts per candidate, each with two character ranges:
 - forward:  the prompt P then the response A; Q span = P's range, A span = A's range;
 - backward: the response A (or a prompt wrapping it) then P; A span and Q span likewise.
 Each text is tokenized once, whole, and a span is the run of tokens whose *start* offset lies inside its
 character range (never by encoding the parts separately, which can move a boundary by a token). Tokens
 that start elsewhere (separators, template markup) are context only and never scored.
 
-`plain` is the exact reference definition: P = instruction (+ "\\n\\n" + input), SEP = "\\n\\n",
+`plain` is the exact reference definition: P = instruction (+ "\n\n" + input), SEP = "\n\n",
 forward = [S] + tokens(P + SEP + A), backward = [S] + tokens(A + SEP + P), S = BOS (or EOS without BOS).
-`chat` renders the same roles through the student tokenizer's chat template, or an Alpaca-style prompt
-when it has none; its backward text is a "write the instruction this response answers" prompt, the
-reverse prompt of Selective Reflection-Tuning (Li et al., ACL Findings 2024) used for r-IFD. In `chat`,
-L(A) is measured inside that fixed, instruction-free reverse prompt: the price of two passes, not four.
+`alpaca` uses Stanford Alpaca's headers but ends the prompt "### Response:\n" (Stanford Alpaca and Cherry LLM
+end it "### Response:", no newline) and measures L(A) inside our reverse prompt, so its numbers are not the
+published ones: `cherry` is. `chat` renders the same roles through the student tokenizer's chat template, or
+`alpaca` when it has none; its backward text is our wording of a "write the instruction this response
+answers" prompt, after the reverse prompt of Selective Reflection-Tuning (Li et al., ACL Findings 2024). In
+`chat` and `alpaca`, L(A) is measured inside that fixed, instruction-free reverse prompt: the price of two
+passes, not four. The research templates (`cherry`, `reflection`, `superfiltering`) are in research.py.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from tokenizers import Tokenizer
 
 from core.scores import Candidate
 from core.templates import check_template
+from workers.scoring.research import RESEARCH_TEMPLATES, ResearchTemplate
 
 SEP = "\n\n"
 
-# Stanford Alpaca's prompt layout, the usual default for students without a chat template.
+# Stanford Alpaca's headers; our prompt adds "\n" after "### Response:" (theirs: research.py CHERRY_PROMPT_*).
 ALPACA_HEADER = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 )
@@ -103,7 +107,7 @@ class PlainTemplate:
 
 
 class AlpacaTemplate:
-    """Alpaca-style instruction prompt; P covers the instruction and, when present, the input section."""
+    """Alpaca-style prompt ending "### Response:\n"; P covers the instruction and, when present, the input section."""
 
     name = "alpaca"
 
@@ -173,9 +177,11 @@ class ChatTemplate:
         return RenderedText(text=text, q_chars=q_chars, a_chars=a_chars, starts_with_start_token=starts)
 
 
-def resolve_template(name: str, tokenizer: Any, start_token: str | None) -> Template:
-    """`plain`, `alpaca`, or `chat` (the tokenizer's chat template when it has one, else the Alpaca prompt)."""
+def resolve_template(name: str, tokenizer: Any, start_token: str | None) -> Template | ResearchTemplate:
+    """`plain`, `alpaca`, `chat` (the tokenizer's chat template if it has one, else `alpaca`), or a research one."""
     known = check_template(name)
+    if known in RESEARCH_TEMPLATES:
+        return RESEARCH_TEMPLATES[known]
     if known == "plain":
         return PlainTemplate()
     if known == "chat" and getattr(tokenizer, "chat_template", None):

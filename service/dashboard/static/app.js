@@ -586,6 +586,7 @@
       const rows = [
         ['IFD', num(c.ifd)], ['r-IFD', num(c.rifd)], ['PPL(A|Q)', num(c.ppl_response_given_instruction, 2)],
         ['L(A|Q)', num(c.nll_response_given_instruction)], ['response tokens', c.n_response_tokens ?? '–'],
+        ['RSR', num(c.rsr)], [`mean rank (clip ${c.rank_clip ?? '–'})`, num(c.rank_mean, 2)],
       ];
       if (c.name in frontier) rows.push(['frontier score', signed(frontier[c.name])]);
       if (c.name in zones) rows.push(['zone', zones[c.name]]);

@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from core.templates import TEMPLATES
 from frontier.cli import main
-from frontier.client import Client, FrontierError
+from frontier.client import BadRequestError, Client, FrontierError
 from frontier.progress import ProgressBar, size
 from service.jobs.schemas import JobOut
 from tests.live_server import LiveServer, free_port, live_server
@@ -459,3 +460,19 @@ def test_progress_bar_shows_count_rate_and_eta_or_bytes() -> None:
     silent = io.StringIO()
     ProgressBar(3, silent).update(1)
     assert silent.getvalue() == ""
+
+
+def test_the_client_sends_a_known_template_and_the_server_refuses_an_unknown_one(
+    frontier_server: LiveServer, small_student: Path, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "slice.jsonl", example_records(2))
+    with Client(frontier_server.url) as client:
+        job = client.submit(data, student=str(small_student), template="alpaca")
+        assert job.template == "alpaca"
+        assert client.wait(job.id, poll_seconds=0.2, timeout=WAIT_S).status == "succeeded"
+        unknown: Any = "vicuna"
+        with pytest.raises(BadRequestError) as refused:
+            client.submit(data, student=str(small_student), template=unknown)
+    assert refused.value.status == 422
+    assert refused.value.field == "template"
+    assert all(name in refused.value.message for name in TEMPLATES)

@@ -10,7 +10,7 @@ import pytest
 
 from core.scores import SCORE_FIELDS
 from frontier.cli import main
-from tests.workers.scoring.builders import write_config
+from tests.workers.scoring.builders import build_random_student, write_config
 
 GOOD = {
     "id": "s-1",
@@ -49,9 +49,37 @@ def test_score_writes_one_line_per_candidate(gpt2_student_dir: Path, tmp_path: P
         assert record["status"] == "scored"
         assert record["template"] == "plain"
         assert record["ifd"] > 0
+        assert record["rank_mean"] >= 1
+        assert record["rsr"] > 0
         assert len(record["student_fingerprint"]) == 64
     # The teacher that rewrote the instruction is scored on its own instruction.
     assert lines[2]["n_instruction_tokens"] != lines[0]["n_instruction_tokens"]
+
+
+@pytest.fixture(scope="module")
+def long_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Selective Reflection-Tuning's reverse prompt holds the whole response: it needs more than 256 tokens here."""
+    return build_random_student(tmp_path_factory.mktemp("long-gpt2"), max_length=1024)
+
+
+@pytest.mark.parametrize("template", ["cherry", "reflection", "superfiltering"])
+def test_score_with_a_research_template(long_student_dir: Path, tmp_path: Path, template: str) -> None:
+    data = _write_jsonl(tmp_path / "data.jsonl", [json.dumps(GOOD)])
+    out = tmp_path / "scores.jsonl"
+    argv = ["score", str(data), "--student", str(long_student_dir), "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--template", template]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 3
+    for record in lines:
+        assert record.keys() >= OUTPUT_KEYS
+        assert record["template"] == template
+        assert record["status"] == "scored", record["error"]
+        assert record["ifd"] > 0
+        assert record["rank_mean"] >= 1
+        assert record["rsr"] > 0
+        assert record["rank_clip"] == 100
+        # Only Selective Reflection-Tuning measures the reversed direction.
+        assert (record["rifd"] is not None) is (template == "reflection")
 
 
 @pytest.mark.parametrize(

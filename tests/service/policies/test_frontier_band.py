@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from service.policies import PolicyError, resolve_params
-from service.policies.frontier_band import FrontierBandPolicy, FrontierReference, frontier_zones
+from service.policies.frontier import FrontierReference, frontier_zones
+from service.policies.frontier_band import FrontierBandPolicy
 from tests.service.policies.tables import cand, sample
 
 # With ifd_weight 0 the score is the robust z of L(A|Q) alone. The 17 scored L values below have median 3.0
@@ -95,7 +96,9 @@ def test_frontier_score_mixes_loss_and_ifd_robust_z_scores() -> None:
     assert (reference.log_ifd_median, reference.log_ifd_scale) == pytest.approx((ifd_median, ifd_scale))
     zones = frontier_zones(table, FrontierBandPolicy().parse_params({"ifd_weight": 0.25}))
     expected = 0.75 * (5.0 - loss_median) / loss_scale + 0.25 * (0.0 - ifd_median) / ifd_scale
-    assert zones[1][1] == (pytest.approx(expected), "misaligned")
+    score, zone = zones[1][1]
+    assert score == pytest.approx(expected)
+    assert zone == "misaligned"
 
 
 def test_frontier_reference_survives_a_constant_table() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from service.policies import POLICIES, PolicyError, get_policy, resolve_params
+from service.policies import POLICIES, Cut, DecisionTerms, PolicyError, decision_terms, get_policy, resolve_params
 from service.policies.base import SampleScores, Verdict
 from service.policies.ifd_topk import IfdTopKPolicy
 from service.policies.reflection import ReflectionPolicy
+from service.policies.rules import beats_original
 from tests.service.policies.tables import cand, sample
 
 
@@ -169,3 +170,31 @@ def test_registry_and_params_validation() -> None:
         resolve_params("ifd_topk", {"k_percent": 150})
     with pytest.raises(PolicyError, match=r"invalid params: topk: Extra inputs are not permitted"):
         resolve_params("ifd_topk", {"topk": 1})
+
+
+def test_each_policy_states_the_terms_it_decided_under() -> None:
+    band = decision_terms("frontier_band", {"high": 1.5, "rifd_max": 0.5})
+    assert band.band is not None
+    assert (band.band.low, band.band.high, band.band.rifd_max) == (-0.8416, 1.5, 0.5)
+    assert band.absolute_cuts == (Cut("ifd", "ifd_max", 1.0), Cut("rifd", "rifd_max", 0.5))
+    assert not band.keeps_fixed_share
+    assert decision_terms("ifd_topk", {"k_percent": 2}) == DecisionTerms(keeps_fixed_share=True)
+    code = (Cut("ifd", "ifd_max", 1.0), Cut("rifd", "rifd_max", 1.0))
+    assert decision_terms("reflection", {}) == DecisionTerms(absolute_cuts=code)
+    assert decision_terms("reflection", {"variant": "paper"}) == DecisionTerms()
+    assert decision_terms("best_candidate", {}) == DecisionTerms()
+    assert decision_terms("best_candidate", {"ifd_max": 0.5}) == DecisionTerms(
+        absolute_cuts=(Cut("ifd", "ifd_max", 0.5),)
+    )
+    # A stored decision set whose policy is gone, or whose parameters no longer parse, states nothing.
+    assert decision_terms("retired", {}) == DecisionTerms()
+    assert decision_terms("frontier_band", {"width": 1}) == DecisionTerms()
+
+
+def test_beats_original_is_the_pairwise_rule_on_scored_candidates() -> None:
+    original = cand("original", 0.8, 0.9)
+    assert beats_original(cand("easier", 0.7, 0.5), original)
+    assert not beats_original(cand("harder", 0.7, 0.95), original)
+    assert not beats_original(cand("rewrote", 0.7, 0.5, rewrote=True), original)
+    assert beats_original(cand("rewrote", 0.85, 0.5, rewrote=True), original)
+    assert not beats_original(cand("unscored", None, None), original)

@@ -96,6 +96,32 @@ def reference_scores(
     )
 
 
+def reference_ranks(
+    model: Any, tokenizer: Any, start_id: int, instruction: str, response: str, input_text: str = "", *, clip: int
+) -> tuple[float, float]:
+    """(mean clipped rank, rank-surprisal ratio) of the plain template's L(A|Q) tokens, from the full softmax.
+
+    A token's rank is 1 + the number of vocabulary entries whose logit is strictly greater than its own,
+    counted one position at a time, then clipped at `clip` (arXiv 2601.14249).
+    """
+    prompt = instruction + ("\n\n" + input_text if input_text else "")
+    text = prompt + "\n\n" + response
+    ids, starts = token_char_starts(tokenizer, text)
+    a = _span(starts, len(prompt) + 2, len(text))
+    sequence = [start_id, *ids]
+    with torch.no_grad():
+        batch = torch.tensor([sequence])
+        logits = model(batch, attention_mask=torch.ones_like(batch)).logits[0]
+    ranks: list[int] = []
+    surprisal = 0.0
+    for p in range(*a):
+        row = logits[p - 1]
+        target = sequence[p]
+        ranks.append(min(1 + sum(1 for value in row.tolist() if value > row[target].item()), clip))
+        surprisal -= torch.softmax(row.double(), dim=-1)[target].log().item()
+    return sum(ranks) / len(ranks), sum(ranks) / surprisal
+
+
 def relative_error(a: float, b: float) -> float:
     """|a - b| relative to |b| (absolute near zero)."""
     return abs(a - b) / max(abs(b), 1e-12) if not math.isclose(b, 0.0) else abs(a - b)

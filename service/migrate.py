@@ -1,4 +1,4 @@
-"""Applying the Alembic migrations: the only way the schema is created (CLI `frontier migrate`, tests)."""
+"""Applying the Alembic migrations (migrations/): the only way the schema is created (`frontier migrate`, tests)."""
 
 from __future__ import annotations
 
