@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from core.dataset import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
-from core.decisions import DecisionName
+from core.decisions import DecisionName, ExportDecision
 from core.scores import MAX_RANK_CLIP
 from core.templates import TEMPLATES
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
@@ -293,7 +293,7 @@ def get_card(job_id: uuid.UUID, uow: UowDep, decision_set: DecisionSetParam = No
 def export(
     job_id: uuid.UUID,
     format: Literal["jsonl", "parquet"] = "jsonl",
-    decision: Literal["retained", "rejected", "unscored", "all"] = "retained",
+    decision: ExportDecision = "retained",
     scores: Annotated[bool, Query(description="add each sample's decision and chosen candidate's scores")] = False,
     decision_set: DecisionSetParam = None,
     bundle: Annotated[bool, Query(description="a zip of the data, manifest.json and the dataset card")] = False,

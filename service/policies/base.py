@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.decisions import DecisionName
 from core.errors import InputError
 
 if TYPE_CHECKING:
     from service.policies.frontier import FrontierBandParams
 
-DecisionValue = Literal["retained", "rejected", "unscored"]
 
 # Reason codes shared by policies; each policy documents which it can give.
 UNSCORED = "unscored"
@@ -90,7 +90,7 @@ class Verdict:
     """A policy's decision on one sample, with the chosen candidate and the evidence behind the reason."""
 
     sample_key: str
-    decision: DecisionValue
+    decision: DecisionName
     reason: str
     chosen_candidate: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
