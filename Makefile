@@ -10,11 +10,13 @@ OUT ?= out/quickstart
 
 .PHONY: install quickstart score test lint student bench browser
 
+# -qq: pip still reports errors (a failed or conflicting install), but not setuptools' informational notice
+# about editable installs, which reads like a warning on a first run.
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq "$(TORCH_SPEC)"
+	$(BIN)/pip install -qq -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -28,6 +28,8 @@ def score_table_rows(session: Session, job_id: uuid.UUID) -> Sequence[Row[*tuple
             Candidate.ifd_loss_ratio,
             Candidate.ppl_response_given_instruction,
             Candidate.nll_response_given_instruction,
+            Candidate.rank_mean,
+            Candidate.rsr,
             Candidate.instruction,
             Candidate.input,
             Candidate.response,

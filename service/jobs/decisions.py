@@ -45,6 +45,8 @@ def load_score_table(session: Session, job_id: uuid.UUID) -> tuple[list[SampleSc
                 ifd_loss_ratio=row.ifd_loss_ratio,
                 ppl_response_given_instruction=row.ppl_response_given_instruction,
                 nll_response_given_instruction=row.nll_response_given_instruction,
+                rank_mean=row.rank_mean,
+                rsr=row.rsr,
                 rewrote_instruction=row.teacher is not None and (row.instruction, row.input) != original_instruction,
                 hedging_rate=hedging,
                 overconfident_style=row.teacher is not None and strips_hedging(original_hedging, hedging),
@@ -60,7 +62,7 @@ def decide(session: Session, job_id: uuid.UUID, policy_name: str, params: dict[s
     policy = get_policy(policy_name)
     validated = policy.parse_params(params)
     table, sample_pks = load_score_table(session, job_id)
-    verdicts = policy.decide(table, validated)
+    verdicts = policy.decide_job(table, validated)
     counts = Counter[str](verdict.decision for verdict in verdicts)
     decision_set = decision_repository.add_decision_set(
         session,

@@ -6,8 +6,9 @@ sample; a refinement *beats* its original under Selective Reflection-Tuning's pa
 (`service.policies.rules`: lower r-IFD, and higher IFD when it rewrote the instruction; both scored); the frontier
 *zones* are `service.policies.frontier`'s, under the band the decision set's policy selected by (`Policy.band`)
 and under the default band otherwise. Teachers rank by their share of candidates inside the band, then by how
-near their median frontier score is to the band's middle. The warnings read the policy's own terms (whether it
-keeps a fixed share, which absolute cuts it applied), so no policy is named here.
+near their median frontier score is to the band's middle; each teacher's dataset-level Rank-Surprisal Ratio
+(arXiv 2601.14249: mean rank over mean L(A|Q)) is shown, not ranked by. The warnings read the policy's own terms
+(whether it keeps a fixed share, which absolute cuts it applied), so no policy is named here.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from service.jobs.schemas import (
     TeacherAcceptance,
     TeacherReport,
 )
-from service.policies import Cut, DecisionTerms, SampleScores, decision_terms
+from service.policies import CandidateScore, Cut, DecisionTerms, SampleScores, decision_terms
 from service.policies.frontier import ZONES, FrontierBandParams, FrontierReference, Zone, frontier_zones
 from service.policies.rules import beats_original
 
@@ -103,6 +104,9 @@ class _Tally:
     ifd: list[float] = field(default_factory=list)
     rifd: list[float] = field(default_factory=list)
     frontier: list[float] = field(default_factory=list)
+    # Paired per candidate with rank statistics: its mean clipped rank and its mean surprisal L(A|Q).
+    rank_mean: list[float] = field(default_factory=list)
+    surprisal: list[float] = field(default_factory=list)
     pairs: int = 0
     beats: int = 0
     zones: Counter[str] = field(default_factory=Counter)
@@ -119,6 +123,24 @@ def frontier_params(terms: DecisionTerms) -> tuple[FrontierBandParams, bool]:
     return FrontierBandParams(), False
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _rank_point(candidate: CandidateScore) -> tuple[float, float] | None:
+    """A scored candidate's mean clipped rank and mean surprisal L(A|Q), when it has rank statistics."""
+    rank_mean, surprisal = candidate.rank_mean, candidate.nll_response_given_instruction
+    if candidate.status != "scored" or rank_mean is None or surprisal is None:
+        return None
+    return (rank_mean, surprisal) if math.isfinite(rank_mean) and math.isfinite(surprisal) else None
+
+
+def _rsr(tally: _Tally) -> float | None:
+    """The dataset-level RSR of arXiv 2601.14249: mean rank over mean surprisal, over the same candidates."""
+    rank, surprisal = _mean(tally.rank_mean), _mean(tally.surprisal)
+    return rank / surprisal if rank is not None and surprisal is not None and surprisal > 0 else None
+
+
 def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport:
     is_original = name == ORIGINAL
     return TeacherReport(
@@ -132,6 +154,8 @@ def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport
         ifd=quantiles(tally.ifd),
         rifd=quantiles(tally.rifd),
         frontier_score=quantiles(tally.frontier),
+        rank_mean=_mean(tally.rank_mean),
+        rsr=_rsr(tally),
         beat_original=None if is_original else tally.beats,
         beat_original_share=None if is_original else _share(tally.beats, tally.pairs),
         zones={zone: tally.zones[zone] / tally.candidates if tally.candidates else 0.0 for zone in ZONES},
@@ -255,6 +279,10 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
                 tally.scored += 1
                 tally.ifd.append(candidate.ifd)
                 tally.rifd.append(candidate.rifd)
+            rank_point = _rank_point(candidate)
+            if rank_point is not None:
+                tally.rank_mean.append(rank_point[0])
+                tally.surprisal.append(rank_point[1])
             if score is not None:
                 tally.frontier.append(score)
                 tally.band["below" if score < band.low else "beyond" if score > band.high else "inside"] += 1
@@ -329,9 +357,9 @@ def report_markdown(report: ReportOut) -> str:
         lines += ["**Warnings.**", "", *(f"- {warning.message}" for warning in report.warnings), ""]
     lines += [
         "| rank | teacher | candidates | accepted | usable inside | band: below | inside | beyond | misaligned "
-        "| not feasible | beat original | median IFD | median r-IFD | median frontier | hedging /100w | Δ hedging "
-        "| overconfident |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| not feasible | beat original | median IFD | median r-IFD | median frontier | RSR | hedging /100w "
+        "| Δ hedging | overconfident |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in report.teachers:
         lines.append(
@@ -352,6 +380,7 @@ def report_markdown(report: ReportOut) -> str:
                     _num(t.ifd.p50 if t.ifd else None),
                     _num(t.rifd.p50 if t.rifd else None),
                     _num(t.frontier_score.p50 if t.frontier_score else None, signed=True),
+                    f"{t.rsr:.2f}" if t.rsr is not None else "-",
                     f"{t.hedging.mean_rate:.2f}" if t.hedging.mean_rate is not None else "-",
                     _num(t.hedging.mean_change_vs_original, signed=True),
                     _pct(t.hedging.overconfident_share),
@@ -365,6 +394,7 @@ def report_markdown(report: ReportOut) -> str:
         "*usable inside*: aligned (IFD < ifd_max), feasible (r-IFD < rifd_max) and inside the band; "
         "*accepted*: chosen for a retained sample by the decision set; "
         "*beat original*: lower r-IFD than the original (and higher IFD when the instruction was rewritten); "
+        "*RSR*: Rank-Surprisal Ratio, mean token rank / mean L(A|Q), lower = better (arXiv 2601.14249); "
         "*overconfident*: keeps at most half of a hedging original's hedging rate (docs/policies.md).",
         "",
     ]

@@ -294,6 +294,13 @@ class TeacherReport(BaseModel):
     ifd: Quantiles | None
     rifd: Quantiles | None
     frontier_score: Quantiles | None
+    rank_mean: float | None = Field(
+        description="mean of rank_mean (mean clipped token rank under L(A|Q)) over its candidates with rank statistics"
+    )
+    rsr: float | None = Field(
+        description="dataset-level Rank-Surprisal Ratio (arXiv 2601.14249): mean rank_mean / mean L(A|Q) over its "
+        "candidates with rank statistics (lower = better); None when none has ranks"
+    )
     beat_original: int | None = Field(description="refinements that beat their original (docs/policies.md)")
     beat_original_share: float | None
     zones: dict[str, float] = Field(

@@ -40,7 +40,7 @@ def what_if(session: Session, job_id: uuid.UUID, request: WhatIfIn) -> WhatIfOut
     table, _ = load_score_table(session, job_id)
     result = []
     for value, params in zip(request.sweep.values, points, strict=True):
-        verdicts = policy.decide(table, params)
+        verdicts = policy.decide_job(table, params)
         counts = Counter(verdict.decision for verdict in verdicts)
         result.append(
             WhatIfPoint(

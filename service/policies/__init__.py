@@ -14,10 +14,12 @@ from service.policies.best_candidate import BestCandidatePolicy
 from service.policies.frontier_band import FrontierBandPolicy
 from service.policies.ifd_topk import IfdTopKPolicy
 from service.policies.reflection import ReflectionPolicy
+from service.policies.rsr import RsrPolicy
 from service.policies.schemas import PolicyInfo
 
 POLICIES: dict[str, Policy[Any]] = {
-    policy.name: policy for policy in (ReflectionPolicy(), IfdTopKPolicy(), FrontierBandPolicy(), BestCandidatePolicy())
+    policy.name: policy
+    for policy in (ReflectionPolicy(), IfdTopKPolicy(), FrontierBandPolicy(), BestCandidatePolicy(), RsrPolicy())
 }
 
 

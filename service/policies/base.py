@@ -9,6 +9,11 @@ A policy also states the terms it decided under, so that the report, the plot po
 any decision set without naming a policy: the frontier band it selected by (`band`), whether its parameters
 fix the share of samples kept (`keeps_fixed_share`) and the absolute IFD / r-IFD cuts it applied
 (`absolute_cuts`). The defaults say "none of these"; a policy overrides what it does.
+
+Every policy takes a teacher allow-list (`PolicyParams.teachers`), applied here once for all of them: callers run
+a policy through `decide_job`, which rejects the samples with no allowed candidate (`teacher_not_allowed`) and
+hands `decide` the others narrowed to their allowed candidates, with the whole table beside them for statistics
+over the job.
 """
 
 from __future__ import annotations
@@ -16,10 +21,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+)
 
+from core.dataset import ORIGINAL
 from core.decisions import DecisionName
 from core.errors import InputError
 
@@ -33,6 +47,10 @@ MISALIGNED_IFD_GE_1 = "misaligned_ifd_ge_1"
 NOT_FEASIBLE = "not_feasible"
 # A refinement that strips the original's hedging (core.confidence), rejected when a policy is asked to.
 OVERCONFIDENT_STYLE = "overconfident_style"
+# A sample none of whose candidates is on the allow-list (`teachers`); every policy can give it.
+TEACHER_NOT_ALLOWED = "teacher_not_allowed"
+# The status of the stand-in for an original the allow-list leaves out: no scores, so it is never chosen.
+NOT_ALLOWED = "not_allowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,10 @@ class CandidateScore:
     ifd_loss_ratio: float | None = None
     ppl_response_given_instruction: float | None = None
     nll_response_given_instruction: float | None = None
+    # Rank statistics of the response under L(A|Q) (arXiv 2601.14249): mean clipped token rank, and the
+    # Rank-Surprisal Ratio (sum of clipped ranks / sum of token NLL, lower = better).
+    rank_mean: float | None = None
+    rsr: float | None = None
     # True when the refinement rewrote the instruction (Reflection-Tuning's instruction stage applies).
     rewrote_instruction: bool = False
     # Hedging words per 100 words of the response, and whether this refinement strips the original's hedging.
@@ -116,9 +138,27 @@ class DecisionTerms:
 
 
 class PolicyParams(BaseModel):
-    """Base of every policy's parameters: unknown keys are errors, values are frozen once validated."""
+    """Base of every policy's parameters: unknown keys are errors, values are frozen once validated.
+
+    `teachers`, the allow-list every policy takes: only candidates of these teachers (the sample's own candidate
+    is `original`) may be chosen. Unset, it is left out of the dump, so a decision set made without it stores the
+    same parameters as before the allow-list existed.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teachers: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="only candidates of these teachers may be chosen ('original': the sample's own); unset: any",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_teachers(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.teachers is None and isinstance(data, dict):
+            data.pop("teachers", None)
+        return data
 
 
 P = TypeVar("P", bound=PolicyParams)
@@ -145,19 +185,42 @@ class Policy(Generic[P]):
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}" for error in exc.errors()
             )
-            raise PolicyError(f"policy {self.name!r}: invalid params: {problems}", field="params") from exc
+            # The allow-list is every policy's, so its errors name it; other fields keep the historical `params`.
+            field = "params.teachers" if all(error["loc"][:1] == ("teachers",) for error in exc.errors()) else "params"
+            raise PolicyError(f"policy {self.name!r}: invalid params: {problems}", field=field) from exc
 
     def defaults(self) -> dict[str, Any]:
-        """The parameters a decision is made under when none are given."""
-        return self.params_model().model_dump(mode="json")
+        """The parameters a decision is made under when none are given (`teachers` unset: every candidate)."""
+        return {**self.params_model().model_dump(mode="json"), "teachers": None}
 
     def params_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameters."""
         return self.params_model.model_json_schema()
 
-    def decide(self, samples: Sequence[SampleScores], params: P) -> list[Verdict]:
-        """One verdict per sample, in input order; must be deterministic for the same table and params."""
+    def decide(self, samples: Sequence[SampleScores], params: P, table: Sequence[SampleScores]) -> list[Verdict]:
+        """One verdict per sample of `samples`, in input order; deterministic for the same table and params.
+
+        `samples` are the ones the policy may choose from, each narrowed to the candidates the allow-list admits
+        (see `allowed_only`); `table` is the job's whole score table, the same as `samples` without an allow-list.
+        Statistics over the job (the frontier score's reference, the share of all samples) read `table`, so the
+        allow-list narrows what may be chosen and nothing else. Callers go through `decide_job`.
+        """
         raise NotImplementedError
+
+    def decide_job(self, table: Sequence[SampleScores], params: P) -> list[Verdict]:
+        """One verdict per sample of the job's table: the allow-list applied, then the policy's `decide`."""
+        if params.teachers is None:
+            return self.decide(table, params, table)
+        allowed = frozenset(params.teachers)
+        narrowed = [allowed_only(sample, allowed) for sample in table]
+        decided = iter(self.decide([sample for sample in narrowed if sample is not None], params, table))
+        detail = {"teachers": list(params.teachers)}
+        return [
+            next(decided)
+            if sample is not None
+            else Verdict(whole.sample_key, "rejected", TEACHER_NOT_ALLOWED, None, dict(detail))
+            for whole, sample in zip(table, narrowed, strict=True)
+        ]
 
     def band(self, params: P) -> FrontierBandParams | None:
         """The frontier band these parameters select by (None: the policy does not decide by the frontier)."""
@@ -172,8 +235,37 @@ class Policy(Generic[P]):
         return []
 
     def decide_raw(self, samples: Sequence[SampleScores], raw_params: dict[str, Any] | None) -> list[Verdict]:
-        """Validate `raw_params` and decide."""
-        return self.decide(samples, self.parse_params(raw_params))
+        """Validate `raw_params` and decide the table as `decide_job` does."""
+        return self.decide_job(samples, self.parse_params(raw_params))
+
+
+def teacher_of(candidate: CandidateScore) -> str:
+    """The name the allow-list knows a candidate by: its teacher, or `original` for the sample's own."""
+    return candidate.teacher if candidate.teacher is not None else ORIGINAL
+
+
+def allowed_only(sample: SampleScores, allowed: frozenset[str]) -> SampleScores | None:
+    """`sample` narrowed to the candidates of the `allowed` teachers; None when it has none.
+
+    The original keeps its place first even when it is not allowed, as a stand-in without scores (status
+    `not_allowed`): no policy can choose it, and a rule that measures refinements against the original treats it
+    as unscored (in `reflection`, any eligible refinement then replaces it), so `SampleScores.original` is always
+    the sample's own candidate.
+    """
+    refinements = [c for c in sample.candidates[1:] if teacher_of(c) in allowed]
+    original = sample.original
+    if teacher_of(original) in allowed:
+        return SampleScores(sample.sample_key, (original, *refinements))
+    if not refinements:
+        return None
+    stand_in = CandidateScore(
+        name=original.name,
+        teacher=original.teacher,
+        status=NOT_ALLOWED,
+        error=f"{ORIGINAL} is not among the allowed teachers",
+        hedging_rate=original.hedging_rate,
+    )
+    return SampleScores(sample.sample_key, (stand_in, *refinements))
 
 
 def excluded_as_overconfident(candidate: CandidateScore, reject_overconfident: bool) -> bool:

@@ -10,7 +10,8 @@ skip candidates whose instruction does not help. With `reject_overconfident`, re
 original's hedging (core.confidence) are skipped and listed under `detail["overconfident_style"]`.
 
 Reasons: retained `most_probable`; rejected `misaligned_ifd_ge_1` (every scored candidate has IFD >= ifd_max),
-`overconfident_style` (the only remaining candidates strip hedging); `unscored`.
+`overconfident_style` (the only remaining candidates strip hedging),
+`teacher_not_allowed` (no candidate on the `teachers` allow-list); `unscored`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import Field
 from service.policies.base import (
     MISALIGNED_IFD_GE_1,
     OVERCONFIDENT_STYLE,
+    TEACHER_NOT_ALLOWED,
     UNSCORED,
     CandidateScore,
     Cut,
@@ -57,9 +59,17 @@ class BestCandidatePolicy(Policy[BestCandidateParams]):
     version: ClassVar[str] = "1"
     summary: ClassVar[str] = "GRAPE: per sample, keep the candidate the student finds most probable (lowest L(A|Q))"
     params_model = BestCandidateParams
-    reason_codes: ClassVar[tuple[str, ...]] = (MOST_PROBABLE, MISALIGNED_IFD_GE_1, OVERCONFIDENT_STYLE, UNSCORED)
+    reason_codes: ClassVar[tuple[str, ...]] = (
+        MOST_PROBABLE,
+        MISALIGNED_IFD_GE_1,
+        OVERCONFIDENT_STYLE,
+        TEACHER_NOT_ALLOWED,
+        UNSCORED,
+    )
 
-    def decide(self, samples: Sequence[SampleScores], params: BestCandidateParams) -> list[Verdict]:
+    def decide(
+        self, samples: Sequence[SampleScores], params: BestCandidateParams, table: Sequence[SampleScores]
+    ) -> list[Verdict]:
         """One verdict per sample: its most probable candidate."""
         return [self._decide_one(sample, params) for sample in samples]
 

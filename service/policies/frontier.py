@@ -122,9 +122,12 @@ def zone_of(candidate: CandidateScore, score: float | None, band: FrontierBandPa
     return "inside"
 
 
-def frontier_zones(samples: Sequence[SampleScores], band: FrontierBandParams) -> list[list[tuple[float | None, Zone]]]:
-    """Per sample, per candidate (input order): the frontier score and the zone under `band`."""
-    reference = FrontierReference.of(samples)
+def frontier_zones(
+    samples: Sequence[SampleScores], band: FrontierBandParams, table: Sequence[SampleScores] | None = None
+) -> list[list[tuple[float | None, Zone]]]:
+    """Per sample, per candidate (input order): the frontier score and the zone under `band`, the score standardised
+    against `table`'s candidates (default: `samples`' own)."""
+    reference = FrontierReference.of(samples if table is None else table)
     result: list[list[tuple[float | None, Zone]]] = []
     for sample in samples:
         row: list[tuple[float | None, Zone]] = []

@@ -7,8 +7,8 @@ refinements that strip the original's hedging are passed over.
 
 Reasons: retained `inside_frontier`; rejected `misaligned_ifd_ge_1` (every scored candidate misaligned),
 `overconfident_style` (the only inside candidates strip hedging), `not_feasible` (no aligned candidate is
-feasible), `below_frontier` / `beyond_frontier` (the side of the band its nearest feasible candidate is on);
-`unscored`.
+feasible), `below_frontier` / `beyond_frontier` (the side of the band its nearest feasible candidate is on),
+`teacher_not_allowed` (no candidate on the `teachers` allow-list); `unscored`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from service.policies.base import (
     MISALIGNED_IFD_GE_1,
     NOT_FEASIBLE,
     OVERCONFIDENT_STYLE,
+    TEACHER_NOT_ALLOWED,
     UNSCORED,
     Cut,
     Policy,
@@ -52,17 +53,20 @@ class FrontierBandPolicy(Policy[FrontierBandParams]):
         NOT_FEASIBLE,
         BELOW_FRONTIER,
         BEYOND_FRONTIER,
+        TEACHER_NOT_ALLOWED,
         UNSCORED,
     )
 
-    def decide(self, samples: Sequence[SampleScores], params: FrontierBandParams) -> list[Verdict]:
+    def decide(
+        self, samples: Sequence[SampleScores], params: FrontierBandParams, table: Sequence[SampleScores]
+    ) -> list[Verdict]:
         """One verdict per sample: its inside candidate nearest the band's middle, or why there is none."""
-        zones = frontier_zones(samples, params)
+        zones = frontier_zones(samples, params, table)
         return [self._decide_one(sample, row, params) for sample, row in zip(samples, zones, strict=True)]
 
     def band(self, params: FrontierBandParams) -> FrontierBandParams:
-        """The band it decided under: its own parameters."""
-        return params
+        """The band it decided under: its own parameters (the allow-list aside, which places no candidate)."""
+        return params.model_copy(update={"teachers": None})
 
     def absolute_cuts(self, params: FrontierBandParams) -> list[Cut]:
         """The alignment cut (IFD < ifd_max) and the feasibility cut (r-IFD < rifd_max)."""

@@ -2,13 +2,15 @@
 
 Drop candidates with IFD >= 1 (the instruction does not help: misaligned) or no score, take each sample's
 highest-IFD remaining candidate (the hardest one that still follows its instruction), rank samples by it and
-keep the top `k_percent` of *all* samples (rounded up), as the paper keeps 5-15% of Alpaca. Ties rank by
+keep the top `k_percent` of *all* samples (rounded up; under an allow-list, samples with no allowed candidate
+count too), as the paper keeps 5-15% of Alpaca. Ties rank by
 input order so decisions are reproducible. `score` picks the PPL-ratio IFD (`ifd`) or the paper's loss-ratio
 form (`ifd_loss_ratio`); the IFD < 1 cut is the same for both. With `reject_overconfident`, refinements that
 strip the original's hedging (core.confidence) leave the pool before ranking.
 
 Reasons: retained `top_k_ifd`; rejected `misaligned_ifd_ge_1`, `overconfident_style` (the only aligned
-candidates strip hedging), `below_top_k`; `unscored`.
+candidates strip hedging), `below_top_k`, `teacher_not_allowed` (no candidate on the `teachers` allow-list);
+`unscored`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import Field
 from service.policies.base import (
     MISALIGNED_IFD_GE_1,
     OVERCONFIDENT_STYLE,
+    TEACHER_NOT_ALLOWED,
     UNSCORED,
     CandidateScore,
     Policy,
@@ -58,6 +61,7 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
         MISALIGNED_IFD_GE_1,
         OVERCONFIDENT_STYLE,
         BELOW_TOP_K,
+        TEACHER_NOT_ALLOWED,
         UNSCORED,
     )
 
@@ -65,9 +69,11 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
         """True: it keeps its k_percent by construction, so a small share is what was asked for."""
         return True
 
-    def decide(self, samples: Sequence[SampleScores], params: IfdTopKParams) -> list[Verdict]:
-        """Rank every sample's best aligned candidate by IFD and keep the top k%."""
-        keep = math.ceil(len(samples) * params.k_percent / 100)
+    def decide(
+        self, samples: Sequence[SampleScores], params: IfdTopKParams, table: Sequence[SampleScores]
+    ) -> list[Verdict]:
+        """Rank every sample's best aligned candidate by IFD and keep the top k% of all the job's samples."""
+        keep = math.ceil(len(table) * params.k_percent / 100)
 
         def value(candidate: CandidateScore) -> float:
             score = candidate.ifd if params.score == "ifd" else candidate.ifd_loss_ratio

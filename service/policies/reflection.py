@@ -18,7 +18,8 @@ eligible; those passed over are listed under `detail["overconfident_style"]`.
 Reasons: retained `refinement_selected`, `original_kept` (no refinements), `refinement_rejected_kept_original`;
 rejected `misaligned_ifd_ge_1` (every scored candidate has IFD >= ifd_max), `overconfident_style` (the only
 candidates that would have been eligible strip hedging), `not_feasible` (the aligned ones all have r-IFD >=
-rifd_max); `unscored` when no candidate could be scored.
+rifd_max), `teacher_not_allowed` (no candidate on the `teachers` allow-list); `unscored` when no candidate could
+be scored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from service.policies.base import (
     MISALIGNED_IFD_GE_1,
     NOT_FEASIBLE,
     OVERCONFIDENT_STYLE,
+    TEACHER_NOT_ALLOWED,
     UNSCORED,
     CandidateScore,
     Cut,
@@ -95,10 +97,13 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         MISALIGNED_IFD_GE_1,
         OVERCONFIDENT_STYLE,
         NOT_FEASIBLE,
+        TEACHER_NOT_ALLOWED,
         UNSCORED,
     )
 
-    def decide(self, samples: Sequence[SampleScores], params: ReflectionParams) -> list[Verdict]:
+    def decide(
+        self, samples: Sequence[SampleScores], params: ReflectionParams, table: Sequence[SampleScores]
+    ) -> list[Verdict]:
         """One verdict per sample under the Reflection-Tuning selection rule."""
         return [self._decide_one(sample, params) for sample in samples]
 

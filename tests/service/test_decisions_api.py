@@ -55,7 +55,7 @@ def finished(deployment: Deployment, client: TestClient, small_student: Path) ->
 
 def test_policies_are_listed_with_versions_and_defaults(client: TestClient) -> None:
     listed = {p["name"]: p for p in client.get("/v1/policies").json()}
-    assert list(listed) == ["reflection", "ifd_topk", "frontier_band", "best_candidate"]
+    assert list(listed) == ["reflection", "ifd_topk", "frontier_band", "best_candidate", "rsr"]
     band = listed["frontier_band"]
     assert band["version"] == "1"
     assert band["defaults"]["high"] == 0.8416

@@ -11,11 +11,13 @@ def cand(
     rifd: float | None,
     *,
     nll: float | None = 2.0,
+    rsr: float | None = None,
     rewrote: bool = False,
     overconfident: bool = False,
     status: str = "scored",
 ) -> CandidateScore:
-    """A candidate named after its teacher (`original` has none); `ifd=None` makes it unscored."""
+    """A candidate named after its teacher (`original` has none); `ifd=None` makes it unscored. `rsr` comes with
+    the mean rank it implies (rsr * L(A|Q): per token, the ratio of the means is the ratio of the sums)."""
     return CandidateScore(
         name=name,
         teacher=None if name == "original" else name,
@@ -25,6 +27,8 @@ def cand(
         rifd=rifd,
         ifd_loss_ratio=None if ifd is None else ifd / 2,
         nll_response_given_instruction=None if ifd is None else nll,
+        rank_mean=None if ifd is None or rsr is None or nll is None else rsr * nll,
+        rsr=None if ifd is None else rsr,
         rewrote_instruction=rewrote,
         overconfident_style=overconfident,
     )
