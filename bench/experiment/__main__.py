@@ -136,11 +136,75 @@ def run_seed(args: argparse.Namespace, seed: int, plan: FineTunePlan) -> dict[st
 def teacher_score_table(seeds: Sequence[dict[str, Any]]) -> str:
     """Mean student statistics per source over seeds, as the product reports them."""
     sources = list(seeds[0]["teacher_scores"])
-    lines = ["| source | mean IFD | mean r-IFD | share with IFD < 1 |", "|---|---|---|---|"]
+    lines = [
+        "| source | mean IFD | mean r-IFD | share with IFD < 1 | mean clipped rank | dataset RSR |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def mean(values: list[dict[str, float]], key: str) -> str:
+        found = [v[key] for v in values if v.get(key) is not None]
+        return f"{sum(found) / len(found):.3f}" if found else "-"
+
     for source in sources:
         values = [seed["teacher_scores"][source] for seed in seeds if source in seed["teacher_scores"]]
-        ifd, rifd, below = (sum(v[key] for v in values) / len(values) for key in ("ifd", "rifd", "ifd_below_1"))
-        lines.append(f"| {source} | {ifd:.3f} | {rifd:.3f} | {100 * below:.0f}% |")
+        below = mean(values, "ifd_below_1")
+        share = f"{100 * float(below):.0f}%" if below != "-" else "-"
+        lines.append(
+            f"| {source} | {mean(values, 'ifd')} | {mean(values, 'rifd')} | {share} | {mean(values, 'rank_mean')} "
+            f"| {mean(values, 'rsr')} |"
+        )
+    return "\n".join(lines) + "\n" + signal_agreement(seeds)
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Average ranks (1 = smallest), ties sharing the mean of their positions."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (Pearson on average ranks); None when either side is constant."""
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sx = sum((a - mx) ** 2 for a in rx) ** 0.5
+    sy = sum((b - my) ** 2 for b in ry) ** 0.5
+    if sx == 0 or sy == 0:
+        return None
+    return float(sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True)) / (sx * sy))
+
+
+def signal_agreement(seeds: Sequence[dict[str, Any]]) -> str:
+    """Per seed: does a score-only signal order the teachers as their full fine-tunes did (in distribution)?
+
+    A signal's ranking is teachers by ascending value for RSR (lower = better, arXiv 2601.14249), by descending
+    value for mean IFD (Cherry LLM's "harder is better"); the truth is each teacher's `teacher:*` exact match.
+    """
+    signals = (("dataset RSR (lower first)", "rsr", 1.0), ("mean IFD (higher first)", "ifd", -1.0))
+    lines = ["", "Score-only teacher ranking against the full fine-tunes (in-distribution exact match), per seed:", ""]
+    lines += ["| seed | fine-tune ranking | signal | its ranking | Spearman | top-1 |", "|---|---|---|---|---|---|"]
+    for seed in seeds:
+        teachers = [name.removeprefix("teacher:") for name in seed["conditions"] if name.startswith("teacher:")]
+        truth = {t: seed["conditions"][f"teacher:{t}"]["eval"]["in_distribution"]["accuracy"] for t in teachers}
+        by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
+        for label, key, sign in signals:
+            values = {t: seed["teacher_scores"].get(t, {}).get(key) for t in teachers}
+            if any(v is None for v in values.values()):
+                continue
+            ranked = sorted(teachers, key=lambda t: (sign * float(values[t] or 0.0), t))
+            rho = spearman([-truth[t] for t in teachers], [sign * float(values[t] or 0.0) for t in teachers])
+            lines.append(
+                f"| {seed['seed']} | {' > '.join(by_truth)} | {label} | {' > '.join(ranked)} "
+                f"| {'-' if rho is None else f'{rho:+.2f}'} | {'yes' if ranked[0] == by_truth[0] else 'no'} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -122,17 +122,26 @@ def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None 
             dispose_engines()
     teacher_scores: dict[str, dict[str, float]] = {}
     by_teacher: dict[str, list[tuple[float, float]]] = {}
+    # Dataset-level RSR (arXiv 2601.14249): mean of per-sample mean clipped rank / mean of per-sample mean surprisal.
+    ranks: dict[str, list[tuple[float, float]]] = {}
     for sample in table:
         for candidate in sample.candidates:
+            key = candidate.teacher or "original"
             if candidate.scored and candidate.ifd is not None and candidate.rifd is not None:
-                key = candidate.teacher or "original"
                 by_teacher.setdefault(key, []).append((candidate.ifd, candidate.rifd))
+            surprisal = candidate.nll_response_given_instruction
+            if candidate.status == "scored" and candidate.rank_mean is not None and surprisal is not None:
+                ranks.setdefault(key, []).append((candidate.rank_mean, surprisal))
     for teacher, values in by_teacher.items():
         teacher_scores[teacher] = {
             "ifd": round(fmean(ifd for ifd, _ in values), 4),
             "rifd": round(fmean(rifd for _, rifd in values), 4),
             "ifd_below_1": round(fmean(ifd < 1 for ifd, _ in values), 4),
         }
+    for teacher, pairs in ranks.items():
+        scores = teacher_scores.setdefault(teacher, {})
+        scores["rank_mean"] = round(fmean(rank for rank, _ in pairs), 4)
+        scores["rsr"] = round(fmean(rank for rank, _ in pairs) / fmean(nll for _, nll in pairs), 4)
     return Curated(job_id, policy_sets, teacher_scores, round(time.perf_counter() - started, 1))
 
 
