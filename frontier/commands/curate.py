@@ -165,7 +165,8 @@ def write_provenance(job_id: uuid.UUID, out: Path) -> list[str]:
     """Write the job's report (JSON and Markdown), manifest and dataset card into `out`; the report's warnings."""
     from service.db import session_scope
     from service.jobs.manifest import build_manifest, dataset_card
-    from service.jobs.report import build_report, report_markdown
+    from service.jobs.report import build_report
+    from service.jobs.report_markdown import report_markdown
 
     with session_scope() as session:
         report = build_report(session, job_id)

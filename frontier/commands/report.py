@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["FRONTIER_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
     from core.errors import ConflictError, NotFoundError
     from service.db import session_scope
-    from service.jobs.report import build_report, report_markdown
+    from service.jobs.report import build_report
+    from service.jobs.report_markdown import report_markdown
     from service.settings import get_settings
 
     get_settings.cache_clear()

@@ -18,6 +18,7 @@ from core.scores import MAX_RANK_CLIP
 from core.templates import TEMPLATES
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
 from service.jobs import decisions, exports, guards, lifecycle, manifest, points, presenters, queries, report, sweep
+from service.jobs.report_markdown import report_markdown
 from service.jobs.repository import SampleFilter
 from service.jobs.schemas import (
     DecideIn,
@@ -253,7 +254,7 @@ def get_report(
     """Teacher comparison: per teacher acceptance, score distributions, frontier zones, and a ranked recommendation."""
     built = report.build_report(uow.session, job_id, decision_set)
     if format == "markdown":
-        return PlainTextResponse(report.report_markdown(built), media_type="text/markdown")
+        return PlainTextResponse(report_markdown(built), media_type="text/markdown")
     return built
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from core.scores import TOKEN_COUNT_FIELDS
 from service import migrate
 from service.db import get_engine
 from tests.service.test_jobs_api import create, run_job
@@ -43,7 +44,7 @@ def test_metrics_follow_a_job(deployment: Deployment, client: TestClient, small_
     assert scored == job["progress"]["candidates"]
     # Tokens: exactly the four scored spans of every scored candidate of this job (the job row's running total).
     samples = client.get(f"/v1/jobs/{job['id']}/samples", params={"limit": 100}).json()["items"]
-    spans = ("n_instruction_tokens", "n_response_tokens", "n_response_tokens_backward", "n_instruction_tokens_backward")
+    spans = TOKEN_COUNT_FIELDS
     expected_tokens = sum(c[n] for s in samples for c in s["candidates"] if c["status"] == "scored" for n in spans)
     tokens = after[("frontier_scored_tokens_total", ())] - before[("frontier_scored_tokens_total", ())]
     assert tokens == expected_tokens > 0
