@@ -29,6 +29,7 @@ from service.jobs.schemas import (
     FrontierOut,
     Hedging,
     Quantiles,
+    RankingBasis,
     ReportOut,
     ReportWarning,
     TeacherAcceptance,
@@ -172,9 +173,7 @@ def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport
     )
 
 
-def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> str | None:
-    if not ranked:
-        return None
+def _frontier_text(ranked: list[TeacherReport], band: FrontierBandParams) -> str:
     best = ranked[0]
     median = best.frontier_score.p50 if best.frontier_score is not None else None
     where = f", median frontier score {median:+.2f}" if median is not None else ""
@@ -188,6 +187,39 @@ def _recommendation(ranked: list[TeacherReport], band: FrontierBandParams) -> st
             f" {worst.teacher} ranks last: {worst.zones['inside']:.0%} usable inside; by frontier score alone "
             f"{worst.band['below']:.0%} below, {worst.band['inside']:.0%} inside, {worst.band['beyond']:.0%} beyond."
         )
+    return text
+
+
+def _rsr_text(ranked: list[TeacherReport]) -> str:
+    best = ranked[0]
+    # The rsr basis is only chosen when every teacher has both.
+    assert best.rsr is not None
+    assert best.rank_mean is not None
+    text = (
+        f"{best.teacher} has the lowest dataset RSR, {best.rsr:.2f} (mean clipped rank {best.rank_mean:.1f} over "
+        f"mean surprisal {best.rank_mean / best.rsr:.2f}): its refinements are informative to this student yet "
+        "close to what it already ranks high, the Rank-Surprisal Ratio's sign of data that teaches "
+        "(arXiv 2601.14249)."
+    )
+    if len(ranked) > 1:
+        worst = ranked[-1]
+        text += f" {worst.teacher} ranks last (RSR {worst.rsr:.2f})."
+    return text
+
+
+def _recommendation(
+    ranked: list[TeacherReport], by_frontier: list[TeacherReport], basis: RankingBasis, band: FrontierBandParams
+) -> str | None:
+    if not ranked:
+        return None
+    best = ranked[0]
+    if basis == "rsr":
+        text = _rsr_text(ranked)
+        if by_frontier[0].teacher != best.teacher:
+            text += f" Frontier fit alone would rank {by_frontier[0].teacher} first: the signals disagree."
+    else:
+        text = _frontier_text(ranked, band)
+    text += " A score-only signal: a short fine-tune per teacher is the decisive check (docs/experiment.md)."
     share = best.hedging.overconfident_share
     if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
         text += f" Caution: {share:.0%} of {best.teacher}'s refinements strip the original's hedging."
@@ -298,14 +330,25 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
 
     middle = (band.low + band.high) / 2
     unranked = [_teacher_report(name, tally, None) for name, tally in tallies.items() if name != ORIGINAL]
-    unranked.sort(
+    by_frontier = sorted(
+        unranked,
         key=lambda t: (
             -t.zones["inside"],
             abs(t.frontier_score.p50 - middle) if t.frontier_score is not None else math.inf,
             t.teacher,
-        )
+        ),
     )
-    ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(unranked, start=1)]
+    rankings = {"frontier": [t.teacher for t in by_frontier]}
+    # The published teacher-selection signal (arXiv 2601.14249: Spearman 0.86 with post-training results over 5
+    # students x 11 teachers) ranks first when every teacher has it; frontier fit breaks its ties. Jobs scored
+    # before the rank statistics existed keep the frontier ranking.
+    basis: RankingBasis = "frontier"
+    ordered = by_frontier
+    if by_frontier and all(t.rsr is not None for t in by_frontier):
+        basis = "rsr"
+        ordered = sorted(by_frontier, key=lambda t: t.rsr if t.rsr is not None else math.inf)
+        rankings["rsr"] = [t.teacher for t in ordered]
+    ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(ordered, start=1)]
     originals = [_teacher_report(ORIGINAL, tallies[ORIGINAL], None)] if ORIGINAL in tallies else []
     return ReportOut(
         job_id=job.id,
@@ -321,6 +364,9 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         ),
         teachers=originals + ranked,
         ranking=[t.teacher for t in ranked],
-        recommendation=_recommendation(ranked, band),
+        ranking_basis=basis,
+        rankings=rankings,
+        signals_agree=len({ranking[0] for ranking in rankings.values() if ranking}) <= 1,
+        recommendation=_recommendation(ranked, by_frontier, basis, band),
         warnings=_warnings(table, sum(d.decision == "retained" for d in decisions.values()), terms),
     )

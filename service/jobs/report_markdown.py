@@ -33,6 +33,10 @@ def report_markdown(report: ReportOut) -> str:
     ]
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
+    basis = {"rsr": "dataset RSR, lower first", "frontier": "share inside the frontier band"}[report.ranking_basis]
+    others = "; ".join(f"{name}: {' > '.join(order)}" for name, order in report.rankings.items())
+    agree = "signals agree on the first" if report.signals_agree else "signals DISAGREE on the first"
+    lines += [f"Ranked by {basis} ({others}; {agree}).", ""]
     if report.warnings:
         lines += ["**Warnings.**", "", *(f"- {warning.message}" for warning in report.warnings), ""]
     lines += [

@@ -335,6 +335,9 @@ class ReportWarning(BaseModel):
     suggested: float | None = Field(default=None, description="a value relative to this job: its median of the score")
 
 
+RankingBasis = Literal["rsr", "frontier"]
+
+
 class ReportOut(BaseModel):
     """Which teacher's outputs sit closest to this student's frontier, with the numbers behind it."""
 
@@ -343,7 +346,15 @@ class ReportOut(BaseModel):
     decision_set: DecisionSetOut
     frontier: FrontierOut
     teachers: list[TeacherReport] = Field(description="the originals first, then teachers by rank")
-    ranking: list[str]
+    ranking: list[str] = Field(description="teachers, best first: ranking[0] is the recommended teacher")
+    ranking_basis: RankingBasis = Field(
+        description="the evidence `ranking` rests on: `rsr` (dataset-level Rank-Surprisal Ratio, lower first) when "
+        "every teacher's candidates carry rank statistics, else `frontier` (share inside the frontier band)"
+    )
+    rankings: dict[str, list[str]] = Field(
+        description="each score-only signal's own ranking (`rsr`, `frontier`), so disagreement is visible"
+    )
+    signals_agree: bool = Field(description="whether every signal in `rankings` puts the same teacher first")
     recommendation: str | None
     warnings: list[ReportWarning] = Field(
         default_factory=list,

@@ -96,7 +96,14 @@ def test_report_ranks_teachers_and_redeciding_never_rescores(
     teachers = {t["teacher"]: t for t in report["teachers"]}
     assert report["ranking"][0] == "teacher-near"
     assert report["ranking"][-1] == "teacher-far"
-    assert report["recommendation"].startswith("teacher-near sits closest")
+    # Both score-only signals agree here; the ranking rests on the published one (RSR), frontier fit beside it.
+    assert report["ranking_basis"] == "rsr"
+    assert report["rankings"]["frontier"][0] == "teacher-near"
+    assert report["rankings"]["rsr"] == report["ranking"]
+    assert report["signals_agree"] is True
+    assert report["recommendation"].startswith("teacher-near has the lowest dataset RSR")
+    rsr = {name: t["rsr"] for name, t in teachers.items() if not t["is_original"]}
+    assert rsr["teacher-near"] == min(rsr.values())
     assert teachers["teacher-far"]["band"]["beyond"] > 0.9
     assert teachers["teacher-far"]["zones"]["inside"] == 0.0
     assert teachers["teacher-near"]["band"]["inside"] > 0.9

@@ -322,6 +322,7 @@
       ['beat original', (t) => pct(t.beat_original_share), 'num'], ['median IFD', (t) => num(t.ifd && t.ifd.p50), 'num'],
       ['median r-IFD', (t) => num(t.rifd && t.rifd.p50), 'num'],
       ['median frontier', (t) => signed(t.frontier_score && t.frontier_score.p50), 'num'],
+      ['RSR', (t) => num(t.rsr), 'num'],
       ['Δ hedging', (t) => signed(t.hedging.mean_change_vs_original), 'num'],
       ['overconfident', (t) => pct(t.hedging.overconfident_share), 'num'],
     ];
@@ -332,6 +333,9 @@
     const band = report.frontier.params;
     return panel('Teacher comparison', setNote,
       report.recommendation ? el('p', { class: 'recommendation' }, report.recommendation) : null,
+      el('p', { class: 'caption', id: 'ranking-basis' },
+        `Ranked by ${report.ranking_basis === 'rsr' ? 'dataset RSR (lower first)' : 'share inside the frontier band'}`
+        + (report.signals_agree ? '; the signals agree on the first teacher.' : '; the signals disagree on the first teacher.')),
       (report.warnings || []).length
         ? el('ul', { class: 'warnings', id: 'report-warnings' }, report.warnings.map((w) => el('li', { 'data-code': w.code }, w.message)))
         : null,
