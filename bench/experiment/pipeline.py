@@ -116,6 +116,14 @@ def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None 
                     with session_scope() as session:
                         advised = jobs.decide(session, job, name, {**params, **suggested}).id
                     policy_sets[f"{name}+suggested"] = _retained(job, advised)
+            # Follow the report's advice end to end: its recommended teacher (ranking[0], on whatever basis the report
+            # names) kept through the allow-list, one re-decide; `paper` keeps every sample that has that refinement.
+            with session_scope() as session:
+                own = jobs.list_decision_sets(session, job).items[0].id
+                recommended = build_report(session, job, own).ranking[0]
+            with session_scope() as session:
+                advised = jobs.decide(session, job, "reflection", {"variant": "paper", "teachers": [recommended]}).id
+            policy_sets["reflection+recommended"] = _retained(job, advised)
             with session_scope() as session:
                 table, _ = jobs.load_score_table(session, job)
         finally:

@@ -62,6 +62,8 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         *(f"teacher:{t}" for t in TEACHERS),
         "union",
         *(f"policy:{name}" for name in sorted(POLICIES)),
+        # The report's recommended teacher kept through the allow-list: following the product's advice.
+        "policy:reflection+recommended",
     ]
     results = json.loads((out / "results.json").read_text())
     conditions = list(results["seeds"][0]["conditions"])
