@@ -3,9 +3,12 @@ a bad clip is refused before a job exists, and the score cache never mixes clips
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -60,6 +63,23 @@ def test_rank_statistics_come_back_with_the_jobs_clip(
         assert tight["rsr"] <= broad["rsr"] + 1e-9
         # Same texts, another clip: the score cache must not hand back the other job's ranks.
         assert broad["ifd"] == pytest.approx(tight["ifd"], rel=1e-9)
+
+    # The export's curation block carries the chosen candidate's rank statistics, in JSONL and Parquet alike.
+    for fmt in ("jsonl", "parquet"):
+        exported = client.get(
+            f"/v1/jobs/{clipped['id']}/export", params={"format": fmt, "decision": "all", "scores": "true"}
+        )
+        assert exported.status_code == 200, exported.text
+        if fmt == "jsonl":
+            rows = [json.loads(line) for line in exported.text.splitlines()]
+            chosen = [row["curation"]["scores"] for row in rows if row["curation"]["scores"] is not None]
+        else:
+            # Parquet flattens the curation block into columns (one file, one schema).
+            rows = pq.read_table(io.BytesIO(exported.content)).to_pylist()
+            chosen = [row for row in rows if row["rank_mean"] is not None]
+        assert chosen
+        assert all(1.0 <= score["rank_mean"] <= 5.0 and score["rsr"] > 0 for score in chosen)
+        assert {score["rank_clip"] for score in chosen} == {5}
 
 
 @pytest.mark.parametrize("clip", ["0", "-3", "many", str(10**7)])
