@@ -139,6 +139,10 @@ def parse_budget(params: dict[str, Any] | None, limits: ProbeLimits = DEFAULT_PR
             ceiling = getattr(limits, limit)
             raise LimitError(f"{name} {value:,} is over {ceiling:,}", limit=setting_name(limit), field=name)
         values[name] = value
+    if "warmup_steps" not in values:
+        # The default warm-up, shortened to a tenth of a budget too short for it (a tiny smoke-test probe).
+        default = ProbeBudget()
+        values["warmup_steps"] = min(default.warmup_steps, values.get("steps", default.steps) // 10)
     budget = ProbeBudget(**values)
     if budget.warmup_steps >= budget.steps:
         raise DatasetError(f"expected fewer warm-up steps than steps ({budget.steps})", field="warmup_steps")

@@ -1,8 +1,8 @@
 """Build the example student checkpoints locally, from code alone (no model hub).
 
 - `tiny`: a few-million-parameter GPT-2 trained for a fixed number of steps on the synthetic corpus
-  (examples/corpus.py, with the schedule and loop of examples/training.py), so in-distribution text gets
-  clearly lower perplexity than unusual text. Used by the quickstart and the tests.
+  (examples/corpus.py, with the product's schedule and loop, workers/probing/training.py), so in-distribution
+  text gets clearly lower perplexity than unusual text. Used by the quickstart and the tests.
 - `gpt2-small`: the GPT-2-small shape (124M parameters), randomly initialised and never trained, sharing the
   tiny student's tokenizer. Its numbers mean nothing; it exists to time the engine at a realistic size.
 
@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 from examples import corpus, training
-from examples.training import END_OF_TEXT, Schedule, new_gpt2, train, wrap_tokenizer
+from examples.training import END_OF_TEXT, new_gpt2, wrap_tokenizer
+from workers.probing import training as loop
+from workers.probing.training import Schedule, train
 
 # torch, transformers and tokenizers are imported where a build needs them: the cached path (every test
 # session asks for the student) and importers that only want `default_student_dir` stay light.
@@ -48,7 +50,9 @@ SHAPES: tuple[Shape, ...] = get_args(Shape)
 STAMP_NAME = ".frontier-build.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Files whose content determines the checkpoint: editing any of them invalidates every cached build.
-_BUILDER_SOURCES = tuple(Path(source).resolve() for source in (__file__, corpus.__file__, training.__file__))
+_BUILDER_SOURCES = tuple(
+    Path(source).resolve() for source in (__file__, corpus.__file__, training.__file__, loop.__file__)
+)
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,14 @@
         job = frontier.submit("data.jsonl", student="/models/student")
         job = frontier.wait(job.id, progress=lambda job: print(job.progress.scored))
         frontier.export(job.id, "retained.parquet", format="parquet")
+        probe = frontier.create_probe(job.id, steps=100, seeds=3)            # docs/probes-spec.md
+        probe = frontier.wait_probe(job.id, probe["id"])
 
-Responses are the API's own pydantic models (service.jobs.schemas); refusals are `FrontierError`s that carry the
-server's message, by status: 401 `AuthenticationError`, 404 `NotFoundError`, 409 `ConflictError`, 413
-`TooLargeError`, 422 `BadRequestError` (with the dataset line and field where the server names them), anything else
-`ServerError`, and no answer at all `ServerUnreachableError`. Imports only httpx and the schemas: no torch, no
-database.
+Responses are the API's own pydantic models (service.jobs.schemas), except probe runs, which come back as the
+spec's ProbeOut JSON (plain dicts). Refusals are `FrontierError`s that carry the server's message, by status: 401
+`AuthenticationError`, 404 `NotFoundError`, 409 `ConflictError`, 413 `TooLargeError`, 422 `BadRequestError` (with
+the dataset line and field where the server names them), anything else `ServerError`, and no answer at all
+`ServerUnreachableError`. Imports only httpx and the schemas: no torch, no database.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ CHUNK_BYTES = 1024 * 1024
 
 ExportFormat = Literal["jsonl", "parquet"]
 Model = TypeVar("Model", bound=BaseModel)
+Polled = TypeVar("Polled")
 
 
 class FrontierError(Exception):
@@ -199,27 +202,15 @@ class Client:
         The job goes on in the workers while the API restarts or its database blinks, so a watcher rides out
         an outage (server unreachable, 502/503/504, a dropped connection) of up to `outage_seconds` in a row.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        down_since: float | None = None
-        while True:
-            try:
-                job = self.job(job_id)
-            except (ServerUnreachableError, ServerError) as exc:
-                if exc.status not in (None, *OUTAGE_STATUSES):
-                    raise
-                down_since = down_since or time.monotonic()
-                if time.monotonic() - down_since >= outage_seconds:
-                    raise
-                time.sleep(poll_seconds)
-                continue
-            down_since = None
-            if progress is not None:
-                progress(job)
-            if job.status in FINISHED:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:.0f}s")
-            time.sleep(poll_seconds)
+        return _poll_until_finished(
+            lambda: self.job(job_id),
+            lambda job: job.status,
+            f"job {job_id}",
+            progress=progress,
+            poll_seconds=poll_seconds,
+            timeout=timeout,
+            outage_seconds=outage_seconds,
+        )
 
     # -- decisions --------------------------------------------------------------------------------------------
 
@@ -282,6 +273,72 @@ class Client:
         if decision_set is not None:
             params["decision_set"] = decision_set
         return self._request("GET", f"/v1/jobs/{job_id}/report", params=params).text
+
+    # -- probe runs (docs/probes-spec.md) ---------------------------------------------------------------------
+
+    def create_probe(
+        self, job_id: uuid.UUID | str, *, eval_set: str | Path | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """Start a probe run on a succeeded job: fine-tune the student per condition and measure exact match.
+
+        `params` are the budget fields (steps, batch_size, peak_lr, warmup_steps, eval_every, seeds, held_out,
+        max_new_tokens), `answer_pattern` and `decision_sets` (ids); None values are left to the server's
+        defaults. `eval_set` is a local JSONL or Parquet file of {instruction, input, answer[, response]} rows,
+        uploaded with the request (without one the server holds out `held_out` of the job's samples). Returns
+        the ProbeOut as JSON.
+        """
+        body = {name: value for name, value in params.items() if value is not None}
+        path = f"/v1/jobs/{job_id}/probes"
+        if eval_set is None:
+            response = self._request("POST", path, json=body)
+        else:
+            upload = Path(eval_set)
+            if not upload.is_file():
+                raise FileNotFoundError(f"eval set {upload}: no such file")
+            form = {"params": json.dumps(body)} if body else {}
+            with upload.open("rb") as handle:
+                files = {"eval_set": (upload.name, handle, "application/octet-stream")}
+                response = self._request("POST", path, files=files, data=form)
+        return _json_object(response)
+
+    def list_probes(self, job_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """The job's probe runs (ProbeOut as JSON), newest first."""
+        items = _json_object(self._request("GET", f"/v1/jobs/{job_id}/probes")).get("items")
+        if not isinstance(items, list):
+            raise ServerError(f"unexpected answer from {self.server}: a probe listing without items")
+        return items
+
+    def get_probe(self, job_id: uuid.UUID | str, probe_id: int | str) -> dict[str, Any]:
+        """One probe run: status, progress, per-condition learning curves, results and cost (ProbeOut as JSON)."""
+        return _json_object(self._request("GET", f"/v1/jobs/{job_id}/probes/{probe_id}"))
+
+    def cancel_probe(self, job_id: uuid.UUID | str, probe_id: int | str) -> dict[str, Any]:
+        """Cancel a queued or running probe run (ConflictError once it has finished)."""
+        return _json_object(self._request("POST", f"/v1/jobs/{job_id}/probes/{probe_id}/cancel"))
+
+    def wait_probe(
+        self,
+        job_id: uuid.UUID | str,
+        probe_id: int | str,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        outage_seconds: float = 60.0,
+    ) -> dict[str, Any]:
+        """Poll until the probe run has finished (succeeded, failed or cancelled), calling `on_progress` each poll.
+
+        Rides out a server outage of up to `outage_seconds` in a row, as `wait` does.
+        """
+        return _poll_until_finished(
+            lambda: self.get_probe(job_id, probe_id),
+            lambda probe: str(probe.get("status")),
+            f"probe run {probe_id} of job {job_id}",
+            progress=on_progress,
+            poll_seconds=poll,
+            timeout=timeout,
+            outage_seconds=outage_seconds,
+        )
 
     # -- export -----------------------------------------------------------------------------------------------
 
@@ -399,3 +456,49 @@ class Client:
             )
         kind = _BY_STATUS.get(status) or (BadRequestError if status in (400, 422) else ServerError)
         return kind(f"{message} (HTTP {status})", status=status, line=line, field=field)
+
+
+def _poll_until_finished(
+    fetch: Callable[[], Polled],
+    status: Callable[[Polled], str],
+    what: str,
+    *,
+    progress: Callable[[Polled], None] | None,
+    poll_seconds: float,
+    timeout: float | None,
+    outage_seconds: float,
+) -> Polled:
+    """Fetch until the status is a finished one; an outage (unreachable, 502/503/504) is waited out for a while."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    down_since: float | None = None
+    while True:
+        try:
+            current = fetch()
+        except (ServerUnreachableError, ServerError) as exc:
+            if exc.status not in (None, *OUTAGE_STATUSES):
+                raise
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since >= outage_seconds:
+                raise
+            time.sleep(poll_seconds)
+            continue
+        down_since = None
+        if progress is not None:
+            progress(current)
+        state = status(current)
+        if state in FINISHED:
+            return current
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} is still {state} after {timeout:.0f}s")
+        time.sleep(poll_seconds)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """A response body that must be a JSON object (a server that answers anything else is a ServerError)."""
+    try:
+        value = response.json()
+    except ValueError as exc:
+        raise ServerError(f"the server answered {response.request.url.path} with something other than JSON") from exc
+    if not isinstance(value, dict):
+        raise ServerError(f"the server answered {response.request.url.path} with JSON that is not an object")
+    return value

@@ -29,6 +29,7 @@ from service.jobs.router import router as jobs_router
 from service.metrics import REQUEST_LATENCY, render
 from service.policies import PolicyError
 from service.policies.router import router as policies_router
+from service.probes.router import router as probes_router
 from service.queue import check_broker
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     app.include_router(jobs_router)
+    app.include_router(probes_router)
     app.include_router(policies_router)
     mount_dashboard(app)
 

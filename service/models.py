@@ -1,5 +1,5 @@
 """ORM models: students, jobs and their chunks, samples, candidates (with scores), decision sets, decisions,
-and the score cache shared across jobs."""
+the score cache shared across jobs, and probe runs with their (condition, seed) tasks."""
 
 from __future__ import annotations
 
@@ -50,6 +50,28 @@ FINISHED_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.
 
 class ChunkStatus(StrEnum):
     """Where one chunk of a job's samples is in scoring."""
+
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class ProbeStatus(StrEnum):
+    """Where a probe run is in its life."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+PROBE_FINISHED_STATUSES = frozenset({ProbeStatus.succeeded, ProbeStatus.failed, ProbeStatus.cancelled})
+
+
+class ProbeTaskStatus(StrEnum):
+    """Where one (condition, seed) of a probe run is: waiting, training, done, or failed for good."""
 
     pending = "pending"
     running = "running"
@@ -281,3 +303,61 @@ class Decision(Base):
     chosen_candidate: Mapped[str | None] = mapped_column(String(200))
     # The policy-specific evidence (e.g. the rank or the thresholds crossed), for "why was this kept?".
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ProbeRun(Base):
+    """A short fine-tune of a fresh copy of a job's student on each condition, measured on the same eval items.
+
+    The eval items are stored inline (at most FRONTIER_PROBE_MAX_EVAL_ITEMS): a run stays reproducible from its
+    own row even when it was given an uploaded eval set.
+    """
+
+    __tablename__ = "probe_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=ProbeStatus.queued)
+    # core.probes.ProbeBudget as JSON.
+    budget: Mapped[dict[str, Any]] = mapped_column()
+    answer_pattern: Mapped[str | None] = mapped_column(Text)
+    # Condition names (core.probes) in the order results are shown.
+    conditions: Mapped[list[Any]] = mapped_column()
+    eval_source: Mapped[str] = mapped_column(String(20))
+    # core.probes.EvalItem rows as JSON.
+    eval_items: Mapped[list[Any]] = mapped_column()
+    # Sample ids held out of every condition's training data (empty with an uploaded eval set).
+    held_out_sample_ids: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProbeTask(Base):
+    """One (condition, seed) of a probe run: trained and evaluated by one worker task, its curve growing as it runs."""
+
+    __tablename__ = "probe_tasks"
+    __table_args__ = (UniqueConstraint("probe_run_id", "condition", "seed"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    probe_run_id: Mapped[int] = mapped_column(ForeignKey("probe_runs.id", ondelete="CASCADE"))
+    condition: Mapped[str] = mapped_column(String(300))
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=ProbeTaskStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Training examples of the condition (held-out samples excluded), counted when the run was created.
+    n_examples: Mapped[int] = mapped_column(Integer, default=0)
+    # The step of the latest curve point: the task's progress.
+    progress_step: Mapped[int] = mapped_column(Integer, default=0)
+    # core.probes.CurvePoint rows; the engine's final, cost and first completions once done.
+    curve: Mapped[list[Any]] = mapped_column(default=list)
+    final: Mapped[dict[str, Any] | None] = mapped_column()
+    cost: Mapped[dict[str, Any] | None] = mapped_column()
+    completions: Mapped[list[Any] | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the sweep last re-sent the task (None: only the run's creation queued it).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last sign of life: claimed, a curve point, or the result. The sweep times a running task out from here.
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from service.settings import Settings, get_settings
 
 SCORE_CHUNK_TASK = "frontier.score_chunk"
 FINALIZE_JOB_TASK = "frontier.finalize_job"
+PROBE_TASK = "frontier.probe_condition"
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,26 @@ def enqueue_chunks(job_id: uuid.UUID, n_chunks: int, settings: Settings | None =
 def enqueue_finalize(job_id: uuid.UUID, settings: Settings | None = None) -> None:
     """Queue the job's finalize task (it applies the policy once every chunk is scored)."""
     get_queue(settings).send_task(FINALIZE_JOB_TASK, args=[str(job_id)])
+
+
+def send_probe_tasks(probe_id: int, tasks: Iterable[tuple[str, int]], settings: Settings | None = None) -> None:
+    """Queue one probe task per (condition, seed) of a probe run; raises if the broker cannot be reached."""
+    app = get_queue(settings)
+    with app.producer_or_acquire() as producer:
+        for condition, seed in tasks:
+            app.send_task(PROBE_TASK, args=[probe_id, condition, seed], producer=producer)
+
+
+def enqueue_probe_tasks(probe_id: int, tasks: Sequence[tuple[str, int]], settings: Settings | None = None) -> None:
+    """Queue the tasks of a new probe run; if the broker is down, the sweep queues them later."""
+    try:
+        send_probe_tasks(probe_id, tasks, settings)
+    except KombuOperationalError:
+        # The run is committed and accepted: the sweep re-sends pending tasks of a run that shows no activity for
+        # FRONTIER_PROBE_TIMEOUT_S, so refusing now would only invite a duplicate run.
+        log.warning(
+            "probe %s: broker unreachable, its %d tasks wait for the sweep", probe_id, len(tasks), exc_info=True
+        )
 
 
 def check_broker(settings: Settings | None = None, timeout: float = 2.0) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.dataset import DEFAULT_LIMITS, Limits
+from core.probes import DEFAULT_PROBE_LIMITS, ProbeLimits
 from core.scores import DEFAULT_RANK_CLIP, MAX_RANK_CLIP
 from core.templates import DEFAULT_TEMPLATE, TemplateName
 
@@ -72,6 +73,20 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=DEFAULT_LIMITS.max_json_depth, ge=4)
     max_dataset_bytes: int = Field(default=DEFAULT_LIMITS.max_dataset_bytes, ge=1)
     page_limit_max: int = 500
+    # Probe runs (core.probes.ProbeLimits): each refusal names its FRONTIER_PROBE_MAX_* variable.
+    probe_max_steps: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_steps, ge=1)
+    probe_max_batch_size: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_batch_size, ge=1)
+    probe_max_seeds: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_seeds, ge=1)
+    probe_max_eval_items: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_eval_items, ge=1)
+    probe_max_new_tokens: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_new_tokens, ge=1)
+    probe_max_conditions: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_conditions, ge=1)
+    # Students with more parameters than this train a LoRA adapter in a probe instead of every weight.
+    probe_lora_above_params: int = Field(default=400_000_000, ge=0)
+    # A running probe task with no new curve point for this long lost its worker: the sweep re-queues it. It must
+    # exceed the slowest stretch between two curve points (student load, eval_every steps and an evaluation).
+    probe_timeout_s: float = Field(default=3600.0, gt=0)
+    # Starts of one probe task before it fails (and with it the run), so a task that kills its worker cannot loop.
+    probe_max_attempts: int = Field(default=3, ge=1)
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -87,6 +102,11 @@ class Settings(BaseSettings):
     def limits(self) -> Limits:
         """The dataset limits these settings set."""
         return Limits(**{limit.name: getattr(self, limit.name) for limit in fields(Limits)})
+
+    @property
+    def probe_limits(self) -> ProbeLimits:
+        """The probe-run limits these settings set."""
+        return ProbeLimits(**{limit.name: getattr(self, limit.name) for limit in fields(ProbeLimits)})
 
     @property
     def database_dsn(self) -> str:

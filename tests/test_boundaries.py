@@ -46,7 +46,8 @@ def test_the_tree_keeps_every_contract() -> None:
         ("service/deps.py", "import torch", "The API process imports neither the workers nor torch"),
         ("service/deps.py", "import workers.curation", "The API process imports neither the workers nor torch"),
         ("core/files.py", "import service.settings", "The shared core imports nothing of ours"),
-        ("workers/scoring/packing.py", "import sqlalchemy", "The scoring engine imports neither Celery"),
+        ("workers/scoring/packing.py", "import sqlalchemy", "The scoring and probe engines import neither Celery"),
+        ("workers/probing/data.py", "import celery", "The scoring and probe engines import neither Celery"),
         ("workers/curation.py", "import frontier.client", "Nothing imports the CLI"),
     ],
 )

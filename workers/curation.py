@@ -156,7 +156,9 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
     """Recover every stalled job (service.jobs.recovery), each in its own transaction; returns what was done.
 
     Re-queued chunks are sent before their transaction commits: if the broker is down the transaction rolls
-    back, so the next sweep tries them again instead of waiting another timeout.
+    back, so the next sweep tries them again instead of waiting another timeout. Stalled probe runs are recovered
+    too (workers.probes.sweep_probes, which logs what it did): the worker's sweeper and `frontier sweep` look after
+    both.
     """
     settings = settings or get_settings()
     now = utcnow()
@@ -177,4 +179,7 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
         if result.requeued or result.failed or result.finalized:
             log.warning("sweep: job %s: %s", job_id, result, extra={"job_id": job_id})
         done.append(result)
+    from workers.probes import sweep_probes
+
+    sweep_probes(settings)
     return done

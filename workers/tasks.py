@@ -1,4 +1,4 @@
-"""Thin queue entrypoints: ids in, one call, done (the work is in workers.curation and service.jobs)."""
+"""Thin queue entrypoints: ids in, one call, done (the work is in workers.curation, workers.probes and service)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from celery import Task
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from service.queue import FINALIZE_JOB_TASK, SCORE_CHUNK_TASK, enqueue_finalize
+from service.queue import FINALIZE_JOB_TASK, PROBE_TASK, SCORE_CHUNK_TASK, enqueue_finalize
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -72,3 +72,41 @@ def finalize_job(job_id: str) -> None:
     from workers.curation import finalize
 
     finalize(uuid.UUID(job_id))
+
+
+class ProbeConditionTask(Task):  # type: ignore[misc]
+    """Records a probe task's failure with its cause once its queue task has failed for good (not for an outage)."""
+
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 5
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
+        """Fail the (condition, seed) so its run never stays `running` forever; an outage leaves it to the sweep."""
+        from workers.probes import record_failure
+
+        probe_id, condition, seed = args[0], args[1], args[2]
+        where = {"probe_id": probe_id, "condition": condition, "seed": seed, "task": self.name}
+        if isinstance(exc, TRANSIENT_ERRORS):
+            # Retries ran out during an outage: the sweep re-queues the task after FRONTIER_PROBE_TIMEOUT_S, and
+            # FRONTIER_PROBE_MAX_ATTEMPTS bounds it.
+            log.warning(
+                "probe %s: %s gave up on %s; left to the sweep", probe_id, self.name, type(exc).__name__, extra=where
+            )
+            return
+        try:
+            record_failure(int(probe_id), str(condition), int(seed), f"{self.name}: {type(exc).__name__}: {exc}")
+        except DBAPIError:
+            log.exception("could not record the failure of probe %s %s seed %s", probe_id, condition, seed, extra=where)
+
+
+@app.task(name=PROBE_TASK, base=ProbeConditionTask)  # type: ignore[untyped-decorator]
+def probe_condition(probe_id: int, condition: str, seed: int) -> None:
+    """Fine-tune a fresh copy of a job's student on one condition with one seed and measure its learning curve."""
+    from workers.probes import run_probe_task
+
+    run_probe_task(int(probe_id), condition, int(seed))

@@ -22,16 +22,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.experiment.families import FAMILIES
 from bench.experiment.pipeline import REPO_ROOT, conditions, curate, load_candidates, read_jsonl, run_condition
 from bench.experiment.report import aggregate, markdown_table, svg_plot
 from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
-from bench.experiment.task import build_task
 from examples.make_dataset import write_jsonl
 
 log = logging.getLogger("bench.experiment")
 
 DOC = REPO_ROOT / "docs" / "experiment.md"
-DOC_PLOT = REPO_ROOT / "docs" / "experiment-accuracy.svg"
 TABLE_START, TABLE_END = "<!-- experiment-table:start -->", "<!-- experiment-table:end -->"
 
 
@@ -39,6 +38,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench.experiment", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--families", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES), help="task families (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "experiment")
     parser.add_argument("--policies", nargs="*", default=None, help="policy names (default: every registered one)")
     parser.add_argument("--steps", type=int, default=FineTunePlan().steps, help="optimiser steps per fine-tune")
@@ -69,16 +71,16 @@ def _eval_items(path: Path) -> list[EvalItem]:
     return [EvalItem(row["instruction"], row.get("input", ""), str(row["answer"])) for row in read_jsonl(path)]
 
 
-def run_seed(args: argparse.Namespace, seed: int, plan: FineTunePlan) -> dict[str, Any]:
-    """Every stage for one seed; returns its results."""
-    work = args.out / f"seed-{seed}"
+def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePlan) -> dict[str, Any]:
+    """Every stage for one seed of one task family; returns its results."""
+    work = args.out / family / f"seed-{seed}"
     started = time.perf_counter()
     if args.student is not None:
         student, data = args.student.resolve(), args.data.resolve()
         evaluation = {name: _eval_items(Path(path)) for name, path in (spec.split("=", 1) for spec in args.eval_set)}
     else:
-        student = pretrain_student(work / "student", seed, StudentPlan(steps=args.pretrain_steps))
-        task = build_task(seed, n_train=args.train, n_eval=args.eval, weak_error_rate=args.weak_error_rate)
+        student = pretrain_student(work / "student", seed, StudentPlan(steps=args.pretrain_steps), family)
+        task = FAMILIES[family].build(seed, n_train=args.train, n_eval=args.eval, weak_error_rate=args.weak_error_rate)
         data = write_jsonl(work / "refinements.jsonl", task.records)
         evaluation = {
             split: [EvalItem(p.instruction, "", p.answer) for p in problems]
@@ -208,24 +210,39 @@ def signal_agreement(seeds: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(results: dict[str, Any], out: Path, write_docs: bool) -> str:
-    """Write table.md and accuracy.svg under `out` (and into docs/ when asked); returns the table text."""
-    seeds = results["seeds"]
+def family_block(name: str, family: dict[str, Any]) -> tuple[str, list[Any]]:
+    """One task family's section of the results: its conditions table and its score-only signals."""
+    seeds = family["seeds"]
     rows = aggregate(seeds)
-    table = markdown_table(rows, len(seeds))
-    scores = teacher_score_table(seeds)
-    seconds = results["seconds"]
+    about = FAMILIES[name].summary if name in FAMILIES else "a user's own student and dataset"
     block = (
-        f"{table}\nStudent statistics of each source on the training prompts (mean over seeds):\n\n{scores}\n"
-        f"Seeds {', '.join(str(seed['seed']) for seed in seeds)}; {results['plan']['steps']} optimiser steps of "
-        f"{results['plan']['batch_size']} examples per condition; wall time {seconds / 60:.1f} min "
+        f"### {name}\n\n{about[0].upper()}{about[1:]}.\n\n{markdown_table(rows, len(seeds))}\n"
+        "Student statistics of each source on the training prompts (mean over seeds):\n\n"
+        f"{teacher_score_table(seeds)}\n"
+    )
+    return block, rows
+
+
+def write_reports(results: dict[str, Any], out: Path, write_docs: bool) -> str:
+    """Write table.md and one accuracy plot per family under `out` (and into docs/ when asked); returns the text."""
+    blocks: list[str] = []
+    plots: dict[str, str] = {}
+    for name, family in results["families"].items():
+        block, rows = family_block(name, family)
+        blocks.append(block)
+        plots[name] = svg_plot(rows, f"{name}: exact match by training condition (held-out problems)")
+    seeds = sorted({seed["seed"] for family in results["families"].values() for seed in family["seeds"]})
+    block = "\n".join(blocks) + (
+        f"\nSeeds {', '.join(map(str, seeds))}; {results['plan']['steps']} optimiser steps of "
+        f"{results['plan']['batch_size']} examples per condition; wall time {results['seconds'] / 60:.1f} min "
         f"({results['command']}).\n"
     )
     (out / "table.md").write_text(block)
-    plot = svg_plot(rows, "Exact match by training condition (held-out problems)")
-    (out / "accuracy.svg").write_text(plot)
+    for name, plot in plots.items():
+        (out / f"accuracy-{name}.svg").write_text(plot)
+        if write_docs:
+            (DOC.parent / f"experiment-accuracy-{name}.svg").write_text(plot)
     if write_docs:
-        DOC_PLOT.write_text(plot)
         text = DOC.read_text()
         pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
         DOC.write_text(pattern.sub(lambda _: f"{TABLE_START}\n{block}{TABLE_END}", text))
@@ -248,11 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     plan = FineTunePlan(steps=args.steps, batch_size=args.batch_size, peak_lr=args.lr)
     started = time.perf_counter()
-    seeds = [run_seed(args, seed, plan) for seed in args.seeds]
+    # A user's own student and dataset (real mode) is one family of its own.
+    families = ["custom"] if args.student is not None else args.families
     results = {
         "command": "python -m bench.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
         "plan": asdict(plan),
-        "seeds": seeds,
+        "families": {
+            family: {"seeds": [run_seed(args, family, seed, plan) for seed in args.seeds]} for family in families
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -28,7 +28,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from bench.experiment.student import EvalItem, Example, FineTunePlan, evaluate, fine_tune
+from bench.experiment.student import Example, FineTunePlan, evaluate, fine_tune
+from core.probes import EvalItem
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from examples.corpus import format_pair
 
@@ -134,12 +134,26 @@ def pretraining_documents(rng: random.Random, digits: Sequence[int] = PRETRAIN_D
         yield format_pair(problem.instruction, rng.choice(STYLES)(problem))
 
 
+class Verifiable(Protocol):
+    """A held-out problem of any family: its prompt and its exact answer."""
+
+    @property
+    def instruction(self) -> str:
+        """The prompt text."""
+        ...
+
+    @property
+    def answer(self) -> str:
+        """The exact answer as text."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class TaskData:
     """One seed's data: training prompts with refinements, and held-out problems per evaluation split."""
 
     records: list[dict[str, Any]]
-    evaluation: dict[str, list[Problem]]
+    evaluation: dict[str, Sequence[Verifiable]]
 
 
 def build_task(
@@ -155,7 +169,7 @@ def build_task(
     rng = random.Random(f"frontier-experiment-task-{seed}")
     seen: set[tuple[int, int]] = set()
     train = make_problems(rng, n_train, train_digits, seen)
-    evaluation = {
+    evaluation: dict[str, Sequence[Verifiable]] = {
         "in_distribution": make_problems(rng, n_eval, train_digits, seen),
         "ood": make_problems(rng, n_eval, ood_digits, seen),
     }

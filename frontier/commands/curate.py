@@ -6,22 +6,33 @@ settings say otherwise. Writes retained.jsonl, rejected.jsonl (and unscored.json
 be scored) in the input's own layout, decisions.jsonl with every sample's decision, reason and scores, the
 teacher comparison (report.json, report.md), the provenance manifest (manifest.json) and a dataset card
 (README.md).
+
+With --probe, once the job has succeeded the same local worker runs a probe run on it (docs/probes-spec.md): a
+fresh copy of the student fine-tuned for a short budget on each condition (each teacher's refinements, the
+originals, their union), measured by exact match on --eval-set or on held-out samples. Its result is written as
+probe.json (the API's ProbeOut) and its table printed on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.templates import TEMPLATES
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 POLL_SECONDS = 0.2
+# A probe run's tasks each train for a while: polling it a couple of times a second is plenty.
+PROBE_POLL_SECONDS = 0.5
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +51,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--template", choices=TEMPLATES, default=None)
     parser.add_argument("--rank-clip", type=int, default=None, help="clip r of the token ranks behind RSR (100)")
     parser.add_argument("--no-worker", dest="worker", action="store_false", help="rely on workers already running")
+    probe = parser.add_argument_group("probe run (after the job: learning curves per condition, into probe.json)")
+    probe.add_argument("--probe", action="store_true", help="fine-tune the student briefly per condition, measure it")
+    probe.add_argument(
+        "--eval-set",
+        type=Path,
+        default=None,
+        help="JSONL or Parquet of {instruction, input, answer[, response]} (default: hold out some of DATA's samples)",
+    )
+    probe.add_argument("--probe-steps", type=int, default=None, help="optimiser steps per condition and seed (100)")
+    probe.add_argument("--probe-seeds", type=int, default=None, help="seeds per condition (1)")
+    probe.add_argument(
+        "--probe-params",
+        default=None,
+        help='other probe parameters as a JSON object, e.g. {"batch_size": 8, "held_out": 32, "eval_every": 10}',
+    )
     parser.set_defaults(handler=run)
 
 
@@ -74,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--params: not valid JSON: {exc.msg}")
     except DatasetError as exc:
         return _fail(f"{args.data}: {exc}")
+    # The probe request is checked before anything runs: a bad eval set must not wait for the scoring to be told.
+    try:
+        probe = _probe_request(args, settings)
+    except ValueError as exc:
+        return _fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     upgrade()
     try:
@@ -97,11 +128,12 @@ def run(args: argparse.Namespace) -> int:
         f"frontier curate: job {job.id}: {job.total_samples} samples, {job.total_candidates} candidates",
         file=sys.stderr,
     )
-    if args.worker:
-        with local_worker(settings):
-            status = _wait(job.id)
-    else:
+    probe_error: str | None = None
+    with local_worker(settings) if args.worker else contextlib.nullcontext():
         status = _wait(job.id)
+        if status == "succeeded" and probe is not None:
+            # The worker stays up: it also trains the probe run's tasks.
+            probe_error = run_probe(job.id, out, settings, *probe)
     if status != "succeeded":
         return _fail(f"job {job.id} ended {status}")
     counts, warnings = write_outputs(job.id, out)
@@ -109,7 +141,84 @@ def run(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"frontier curate: warning: {warning}", file=sys.stderr)
     print(out)
-    return 0
+    return _fail(probe_error) if probe_error else 0
+
+
+def _probe_request(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], bytes | None] | None:
+    """The probe run's parameters and eval set file, checked as the API checks them; None without --probe."""
+    from core.dataset import DatasetError
+    from service.probes.params import parse_probe_request
+
+    asked = [name for name in ("eval_set", "probe_steps", "probe_seeds", "probe_params") if getattr(args, name)]
+    if not args.probe:
+        if asked:
+            raise ValueError(f"--{asked[0].replace('_', '-')} needs --probe")
+        return None
+    try:
+        params = json.loads(args.probe_params) if args.probe_params else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--probe-params: not valid JSON: {exc.msg}") from exc
+    if not isinstance(params, dict):
+        raise ValueError(f"--probe-params: expected a JSON object, got {args.probe_params}")
+    if args.probe_steps is not None:
+        params["steps"] = args.probe_steps
+    if args.probe_seeds is not None:
+        params["seeds"] = args.probe_seeds
+    eval_file: bytes | None = None
+    if args.eval_set is not None:
+        try:
+            eval_file = args.eval_set.read_bytes()
+        except FileNotFoundError:
+            raise ValueError(f"--eval-set {args.eval_set}: no such file") from None
+        except OSError as exc:
+            raise ValueError(f"--eval-set {args.eval_set}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        parse_probe_request(params, eval_file=eval_file, limits=settings.probe_limits)
+    except DatasetError as exc:  # LimitError included: it names the FRONTIER_PROBE_MAX_* setting
+        where = f"--eval-set {args.eval_set}" if eval_file is not None and exc.field in (None, "eval_set") else "probe"
+        raise ValueError(f"{where}: {exc}") from None
+    return params, eval_file
+
+
+def run_probe(
+    job_id: uuid.UUID, out: Path, settings: Settings, params: dict[str, Any], eval_file: bytes | None
+) -> str | None:
+    """Probe the succeeded job, follow the run, write OUT/probe.json and print its results; None if it succeeded."""
+    from core.errors import InputError
+    from frontier.probe_view import ProbeProgress, describe
+    from service.db import session_scope, unit_of_work
+    from service.probes import lifecycle, presenters
+    from service.queue import enqueue_probe_tasks
+
+    try:
+        with unit_of_work() as uow:
+            run = lifecycle.create_probe_run(
+                uow,
+                settings,
+                job_id,
+                params=params,
+                eval_file=eval_file,
+                enqueue=lambda probe_id, tasks: enqueue_probe_tasks(probe_id, tasks, settings),
+            )
+            probe_id = run.id
+    except InputError as exc:
+        return f"probe run not started: {exc}"
+    progress = ProbeProgress(sys.stderr, "frontier curate: ")
+    while True:
+        with session_scope() as session:
+            shown = presenters.probe_out(session, lifecycle.probe_run(session, job_id, probe_id))
+        probe = shown.model_dump(mode="json")
+        progress(probe)
+        if probe["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(PROBE_POLL_SECONDS)
+    progress.close()
+    (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
+    for line in describe(probe):
+        print(f"frontier curate: {line}" if line else "", file=sys.stderr)
+    if probe["status"] != "succeeded":
+        return f"probe run {probe_id} ended {probe['status']}: {probe.get('error') or 'no error recorded'}"
+    return None
 
 
 def _wait(job_id: uuid.UUID) -> str:

@@ -1,4 +1,5 @@
-"""`frontier jobs submit|list|status|watch|samples|sample|export|report|decide|what-if|cancel`: the server's shell.
+"""`frontier jobs submit|list|status|watch|samples|sample|export|report|decide|what-if|cancel|probe|probes`: the
+server's shell.
 
 Talks HTTP to a running `frontier serve` (frontier.client): the server is --server or FRONTIER_SERVER (default
 http://127.0.0.1:8000), the API key --api-key or FRONTIER_API_KEY (needed when the server has keys on). A local
@@ -7,10 +8,12 @@ student directory or dataset path is sent as an absolute path, since the server 
   JOB=$(frontier jobs submit examples/data/refinements.jsonl --student .cache/students/tiny --wait)
   frontier jobs export $JOB --out retained.parquet
   frontier jobs report $JOB
+  PROBE=$(frontier jobs probe $JOB --steps 100 --seeds 3 --wait)    # learning curves per condition
+  frontier jobs probes $JOB $PROBE
 
 Exit codes: 0 done; 1 the server could not be reached, refused the key or failed (5xx); 2 bad input (arguments,
-a file that cannot be read, a request the server refused: 404, 409, 413, 422); 3 `watch` or `submit --wait` on
-a job that ended failed or cancelled.
+a file that cannot be read, a request the server refused: 404, 409, 413, 422); 3 `watch`, `submit --wait` or
+`probe --wait` on a job or probe run that ended failed or cancelled.
 """
 
 from __future__ import annotations
@@ -133,6 +136,51 @@ def register(subparsers: Any) -> None:
 
     cancel = action("cancel", _cancel, "cancel a queued or running job (scores already computed are kept)")
     cancel.add_argument("job", help="job id")
+
+    probe = action(
+        "probe",
+        _probe,
+        "fine-tune a fresh copy of the job's student on each condition (each teacher, the originals, the union) "
+        "for a short budget and measure exact match; prints the probe run's id",
+    )
+    probe.add_argument("job", help="job id (a succeeded job)")
+    probe.add_argument(
+        "--eval-set",
+        type=Path,
+        default=None,
+        help="JSONL or Parquet of {instruction, input, answer[, response]} (default: hold out --held-out samples)",
+    )
+    probe.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps per condition and seed")
+    probe.add_argument("--seeds", type=_positive_int, default=None, help="how many seeds per condition")
+    probe.add_argument("--batch-size", type=_positive_int, default=None, help="examples per step")
+    probe.add_argument("--peak-lr", type=float, default=None, help="peak learning rate")
+    probe.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="linear warm-up steps (the server's default, or a tenth of --steps when that leaves too few)",
+    )
+    probe.add_argument("--eval-every", type=_positive_int, default=None, help="a learning-curve point every N steps")
+    probe.add_argument("--held-out", type=_positive_int, default=None, help="samples held out as the eval set")
+    probe.add_argument("--max-new-tokens", type=_positive_int, default=None, help="greedy generation length")
+    probe.add_argument("--answer-pattern", default=None, help="regex whose (one) group is the answer")
+    probe.add_argument(
+        "--decision-set",
+        dest="decision_sets",
+        type=int,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="ID",
+        help="also train on these decision sets' retained samples (each a condition decision_set:ID)",
+    )
+    probe.add_argument("--wait", action="store_true", help="follow the run to its end, then print the results")
+
+    probes = action("probes", _probes, "a job's probe runs, or one run's results per condition (or cancel it)")
+    probes.add_argument("job", help="job id")
+    probes.add_argument("probe", nargs="?", default=None, help="probe run id (default: list the job's runs)")
+    probes.add_argument("--json", action="store_true", help="the run as JSON (a listing: one run per line)")
+    probes.add_argument("--cancel", action="store_true", help="cancel the (queued or running) run PROBE first")
     parser.set_defaults(handler=run)
 
 
@@ -158,7 +206,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, ServerUnreachableError | AuthenticationError | ServerError) else 2
     except KeyboardInterrupt:
-        print(f"\n{name}: interrupted (the job itself goes on; `frontier jobs cancel` stops it)", file=sys.stderr)
+        goes_on = (
+            "the probe run goes on; `frontier jobs probes JOB PROBE --cancel` stops it"
+            if args.action == "probe"
+            else "the job itself goes on; `frontier jobs cancel` stops it"
+        )
+        print(f"\n{name}: interrupted ({goes_on})", file=sys.stderr)
         return 130
 
 
@@ -495,6 +548,75 @@ def _decide(client: Client, args: argparse.Namespace) -> int:
 def _cancel(client: Client, args: argparse.Namespace) -> int:
     """Cancel the job; print its summary."""
     print(_summary(client.cancel(args.job)))
+    return 0
+
+
+def _probe(client: Client, args: argparse.Namespace) -> int:
+    """Start a probe run; print its id on stdout (and, with --wait, follow it and print its results)."""
+    from frontier.probe_view import progress_text
+
+    eval_set: Path | None = args.eval_set
+    if eval_set is not None and not eval_set.is_file():
+        raise _UsageError(f"--eval-set {eval_set}: no such file")
+    params = {
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "batch_size": args.batch_size,
+        "peak_lr": args.peak_lr,
+        "warmup_steps": args.warmup_steps,
+        "eval_every": args.eval_every,
+        "held_out": args.held_out,
+        "max_new_tokens": args.max_new_tokens,
+        "answer_pattern": args.answer_pattern,
+        "decision_sets": args.decision_sets,
+    }
+    probe = client.create_probe(args.job, eval_set=eval_set, **params)
+    print(probe["id"], flush=True)
+    evaluation = probe.get("eval") or {}
+    print(
+        f"frontier jobs: probe run {probe['id']} of job {args.job} {probe['status']}: "
+        f"{len(probe.get('conditions') or [])} conditions ({', '.join(probe.get('conditions') or [])}), "
+        f"{progress_text(probe)}; eval on {evaluation.get('n_items', '?')} items ({evaluation.get('source', '?')})",
+        file=sys.stderr,
+    )
+    # stdout holds only the id (PROBE=$(frontier jobs probe JOB --wait)); the results go to stderr.
+    return _follow_probe(client, args.job, probe["id"], out=sys.stderr) if args.wait else 0
+
+
+def _follow_probe(client: Client, job_id: str, probe_id: int | str, out: Any) -> int:
+    """A live bar on stderr while the run goes on, then its facts and results; 0 when it succeeded, else 3."""
+    from frontier.probe_view import ProbeProgress, describe
+
+    progress = ProbeProgress(sys.stderr, "frontier jobs: ")
+    probe = client.wait_probe(job_id, probe_id, poll=POLL_SECONDS, on_progress=progress)
+    progress.close()
+    for line in describe(probe):
+        print(line, file=out)
+    return 0 if probe.get("status") == "succeeded" else JOB_ENDED_BADLY
+
+
+def _probes(client: Client, args: argparse.Namespace) -> int:
+    """List the job's probe runs, or show (or cancel) one run with its results per condition."""
+    from frontier.probe_view import describe, listing
+
+    if args.cancel and args.probe is None:
+        raise _UsageError("--cancel needs a probe run id: frontier jobs probes JOB PROBE --cancel")
+    if args.probe is not None:
+        probe = client.cancel_probe(args.job, args.probe) if args.cancel else client.get_probe(args.job, args.probe)
+        if args.json:
+            print(json.dumps(probe, indent=2))
+        else:
+            print("\n".join(describe(probe)))
+        return 0
+    runs = client.list_probes(args.job)
+    if args.json:
+        for run in runs:
+            print(json.dumps(run))
+        return 0
+    if not runs:
+        print(f"(no probe runs; start one with `frontier jobs probe {args.job}`)", file=sys.stderr)
+        return 0
+    print("\n".join(listing(runs)))
     return 0
 
 

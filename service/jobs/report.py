@@ -28,6 +28,8 @@ from service.jobs.presenters import student_out
 from service.jobs.schemas import (
     FrontierOut,
     Hedging,
+    ProbeEvidence,
+    ProbeFit,
     Quantiles,
     RankingBasis,
     ReportOut,
@@ -38,6 +40,7 @@ from service.jobs.schemas import (
 from service.policies import CandidateScore, Cut, DecisionTerms, SampleScores, decision_terms
 from service.policies.frontier import ZONES, FrontierBandParams, FrontierReference, Zone, frontier_zones
 from service.policies.rules import beats_original
+from service.probes.evidence import TeacherProbes, latest_teacher_probes
 
 ORIGINAL = "original"
 BAND_SIDES = ("below", "inside", "beyond")
@@ -207,19 +210,121 @@ def _rsr_text(ranked: list[TeacherReport]) -> str:
     return text
 
 
+def probe_fits(probes: TeacherProbes) -> dict[str, ProbeFit]:
+    """Each probed teacher's exact match and loss over the seeds that finished."""
+    return {
+        teacher: ProbeFit(
+            exact_match=result.exact_match.mean,
+            exact_match_sd=result.exact_match.sd,
+            loss=result.loss.mean,
+            loss_sd=result.loss.sd,
+            seeds=sum(seed.status == "done" for seed in result.seeds),
+        )
+        for teacher, result in probes.teachers.items()
+    }
+
+
+def probe_ranking(
+    score_order: Sequence[TeacherReport], fits: dict[str, ProbeFit], probes: TeacherProbes
+) -> tuple[list[TeacherReport], ProbeEvidence] | None:
+    """Teachers by probe exact match (ties keep the score-only order), and how clear that verdict is.
+
+    None when some teacher has no probe result. Exact match is the only probe figure ranked by: the held-out loss
+    is teacher-forced on a reference response, so it rewards the reference's format, not what the student can do.
+    """
+    if not score_order or any(fits.get(t.teacher) is None or fits[t.teacher].exact_match is None for t in score_order):
+        return None
+
+    def exact(teacher: TeacherReport) -> float:
+        value = fits[teacher.teacher].exact_match
+        assert value is not None
+        return value
+
+    ordered = sorted(score_order, key=lambda t: -exact(t))  # stable: ties stay in the score-only order
+    margin = spread = None
+    if len(ordered) > 1:
+        first, second = fits[ordered[0].teacher], fits[ordered[1].teacher]
+        margin = exact(ordered[0]) - exact(ordered[1])
+        if first.exact_match_sd is not None and second.exact_match_sd is not None:
+            spread = max(first.exact_match_sd, second.exact_match_sd)
+    run = probes.run
+    evidence = ProbeEvidence(
+        probe_id=run.id,
+        steps=run.budget.steps,
+        batch_size=run.budget.batch_size,
+        seeds=run.budget.seeds,
+        eval_source=run.eval.source,
+        eval_items=run.eval.n_items,
+        conclusive=margin is None or margin > 0,
+        margin=margin,
+        spread=spread,
+        margin_exceeds_spread=None if margin is None or spread is None else margin > spread,
+        tokens=run.cost.tokens,
+    )
+    return ordered, evidence
+
+
+def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
+    best = ranked[0]
+    assert best.probe is not None
+    assert best.probe.exact_match is not None
+    seeds = f"{evidence.seeds} seeds" if evidence.seeds > 1 else "1 seed"
+    text = (
+        f"{best.teacher} trained this student best in probe run {evidence.probe_id}: {best.probe.exact_match:.0%} "
+        f"exact match on {evidence.eval_items} held-out problems after {evidence.steps} optimiser steps ({seeds})"
+    )
+    if len(ranked) > 1:
+        runner = ranked[1]
+        assert runner.probe is not None
+        assert runner.probe.exact_match is not None
+        text += f", against {runner.probe.exact_match:.0%} for {runner.teacher}."
+        if evidence.margin_exceeds_spread is None:
+            text += " With one seed the seed spread is unknown: a run with --seeds 3 says whether the margin holds."
+        elif evidence.margin_exceeds_spread:
+            text += f" The margin exceeds the seed spread (sd {evidence.spread:.0%})."
+        else:
+            text += f" The margin is within the seed spread (sd {evidence.spread:.0%}): treat the order as uncertain."
+    else:
+        text += "."
+    return text
+
+
 def _recommendation(
-    ranked: list[TeacherReport], by_frontier: list[TeacherReport], basis: RankingBasis, band: FrontierBandParams
+    ranked: list[TeacherReport],
+    by_frontier: list[TeacherReport],
+    basis: RankingBasis,
+    band: FrontierBandParams,
+    score_first: str | None = None,
+    evidence: ProbeEvidence | None = None,
 ) -> str | None:
     if not ranked:
         return None
     best = ranked[0]
+    if basis == "probe":
+        assert evidence is not None
+        text = _probe_text(ranked, evidence)
+        if score_first is not None and score_first != best.teacher:
+            text += f" The score-only signal would rank {score_first} first: the signals disagree, the probe decides."
+        share = best.hedging.overconfident_share
+        if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
+            text += f" Caution: {share:.0%} of {best.teacher}'s refinements strip the original's hedging."
+        return text
     if basis == "rsr":
         text = _rsr_text(ranked)
         if by_frontier[0].teacher != best.teacher:
             text += f" Frontier fit alone would rank {by_frontier[0].teacher} first: the signals disagree."
     else:
         text = _frontier_text(ranked, band)
-    text += " A score-only signal: a short fine-tune per teacher is the decisive check (docs/experiment.md)."
+    if evidence is not None and not evidence.conclusive:
+        text += (
+            f" Probe run {evidence.probe_id} did not separate the teachers (equal exact match at the top after "
+            f"{evidence.steps} steps): a longer probe budget may."
+        )
+    else:
+        text += (
+            " A score-only signal: a probe run (a short fine-tune per teacher, `frontier jobs probe`) is the decisive "
+            "check (docs/experiment.md)."
+        )
     share = best.hedging.overconfident_share
     if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
         text += f" Caution: {share:.0%} of {best.teacher}'s refinements strip the original's hedging."
@@ -348,6 +453,19 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         basis = "rsr"
         ordered = sorted(by_frontier, key=lambda t: t.rsr if t.rsr is not None else math.inf)
         rankings["rsr"] = [t.teacher for t in ordered]
+    probes = latest_teacher_probes(session, job_id)
+    evidence: ProbeEvidence | None = None
+    score_first = ordered[0].teacher if ordered else None
+    if probes is not None:
+        fits = probe_fits(probes)
+        ordered = [t.model_copy(update={"probe": fits.get(t.teacher)}) for t in ordered]
+        by_probe = probe_ranking(ordered, fits, probes)
+        if by_probe is not None:
+            probe_order, evidence = by_probe
+            rankings["probe"] = [t.teacher for t in probe_order]
+            # A probe that cannot tell the first teacher from the second is reported, not ranked by.
+            if evidence.conclusive:
+                basis, ordered = "probe", probe_order
     ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(ordered, start=1)]
     originals = [_teacher_report(ORIGINAL, tallies[ORIGINAL], None)] if ORIGINAL in tallies else []
     return ReportOut(
@@ -367,6 +485,7 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         ranking_basis=basis,
         rankings=rankings,
         signals_agree=len({ranking[0] for ranking in rankings.values() if ranking}) <= 1,
-        recommendation=_recommendation(ranked, by_frontier, basis, band),
+        probe=evidence,
+        recommendation=_recommendation(ranked, by_frontier, basis, band, score_first, evidence),
         warnings=_warnings(table, sum(d.decision == "retained" for d in decisions.values()), terms),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from service.jobs.schemas import ReportOut
+from service.jobs.schemas import ProbeFit, ReportOut
 
 
 def _pct(value: float | None) -> str:
@@ -15,6 +15,13 @@ def _num(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:+.2f}" if signed else f"{value:.3f}"
+
+
+def _probe_cell(fit: ProbeFit | None) -> str:
+    if fit is None or fit.exact_match is None:
+        return "-"
+    sd = f" ± {fit.exact_match_sd:.0%}" if fit.exact_match_sd is not None else ""
+    return f"{fit.exact_match:.0%}{sd}"
 
 
 def report_markdown(report: ReportOut) -> str:
@@ -33,17 +40,35 @@ def report_markdown(report: ReportOut) -> str:
     ]
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
-    basis = {"rsr": "dataset RSR, lower first", "frontier": "share inside the frontier band"}[report.ranking_basis]
+    probe = report.probe
+    basis = {
+        "probe": f"exact match after probe run {probe.probe_id if probe else '-'}'s short fine-tunes, higher first",
+        "rsr": "dataset RSR, lower first",
+        "frontier": "share inside the frontier band",
+    }[report.ranking_basis]
     others = "; ".join(f"{name}: {' > '.join(order)}" for name, order in report.rankings.items())
     agree = "signals agree on the first" if report.signals_agree else "signals DISAGREE on the first"
     lines += [f"Ranked by {basis} ({others}; {agree}).", ""]
+    if probe is not None:
+        spread = (
+            "unknown (one seed)"
+            if probe.margin_exceeds_spread is None
+            else ("exceeds" if probe.margin_exceeds_spread else "does NOT exceed") + " the seed spread"
+        )
+        lines += [
+            f"Probe run {probe.probe_id}: {probe.steps} steps of {probe.batch_size} examples, {probe.seeds} seed(s), "
+            f"{probe.eval_items} {probe.eval_source.replace('_', '-')} problems, {probe.tokens:,} tokens; "
+            f"{'conclusive' if probe.conclusive else 'inconclusive (tie at the top)'}; margin "
+            f"{_pct(probe.margin)}: {spread}.",
+            "",
+        ]
     if report.warnings:
         lines += ["**Warnings.**", "", *(f"- {warning.message}" for warning in report.warnings), ""]
     lines += [
         "| rank | teacher | candidates | accepted | usable inside | band: below | inside | beyond | misaligned "
         "| not feasible | beat original | median IFD | median r-IFD | median frontier | RSR | hedging /100w "
-        "| Δ hedging | overconfident |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Δ hedging | overconfident | probe exact match |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in report.teachers:
         lines.append(
@@ -68,6 +93,7 @@ def report_markdown(report: ReportOut) -> str:
                     f"{t.hedging.mean_rate:.2f}" if t.hedging.mean_rate is not None else "-",
                     _num(t.hedging.mean_change_vs_original, signed=True),
                     _pct(t.hedging.overconfident_share),
+                    _probe_cell(t.probe),
                 ]
             )
             + " |"
@@ -79,7 +105,8 @@ def report_markdown(report: ReportOut) -> str:
         "*accepted*: chosen for a retained sample by the decision set; "
         "*beat original*: lower r-IFD than the original (and higher IFD when the instruction was rewritten); "
         "*RSR*: Rank-Surprisal Ratio, mean token rank / mean L(A|Q), lower = better (arXiv 2601.14249); "
-        "*overconfident*: keeps at most half of a hedging original's hedging rate (docs/policies.md).",
+        "*overconfident*: keeps at most half of a hedging original's hedging rate (docs/policies.md); "
+        "*probe exact match*: mean ± sd over seeds in the latest succeeded probe run.",
         "",
     ]
     return "\n".join(lines)

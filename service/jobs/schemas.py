@@ -281,6 +281,32 @@ class Hedging(BaseModel):
     overconfident_share: float | None
 
 
+class ProbeFit(BaseModel):
+    """A teacher's result in the job's latest succeeded probe run: mean and sd over the seeds that finished."""
+
+    exact_match: float | None = Field(description="greedy exact match on the probe's eval items after its budget")
+    exact_match_sd: float | None = Field(description="sample sd over seeds (None with one seed)")
+    loss: float | None = Field(description="held-out loss of the reference responses (diagnostic: not ranked by)")
+    loss_sd: float | None
+    seeds: int
+
+
+class ProbeEvidence(BaseModel):
+    """The probe run the ranking rests on (or that was inconclusive), and how clear its verdict is."""
+
+    probe_id: int
+    steps: int
+    batch_size: int
+    seeds: int
+    eval_source: str
+    eval_items: int
+    conclusive: bool = Field(description="the first teacher's exact match is strictly above every other teacher's")
+    margin: float | None = Field(description="first minus second teacher's mean exact match")
+    spread: float | None = Field(description="the larger seed sd of those two teachers (None with one seed)")
+    margin_exceeds_spread: bool | None = Field(description="margin > spread; None when the spread is unknown")
+    tokens: int = Field(description="tokens fed over all the run's optimiser steps (its training cost)")
+
+
 class TeacherReport(BaseModel):
     """One teacher's refinements (or the originals) measured against this student's frontier."""
 
@@ -311,6 +337,7 @@ class TeacherReport(BaseModel):
         description="share of scored candidates below, inside and beyond the band by frontier score alone"
     )
     hedging: Hedging
+    probe: ProbeFit | None = Field(default=None, description="its condition in the job's latest succeeded probe run")
 
 
 class FrontierOut(BaseModel):
@@ -335,7 +362,7 @@ class ReportWarning(BaseModel):
     suggested: float | None = Field(default=None, description="a value relative to this job: its median of the score")
 
 
-RankingBasis = Literal["rsr", "frontier"]
+RankingBasis = Literal["probe", "rsr", "frontier"]
 
 
 class ReportOut(BaseModel):
@@ -348,11 +375,16 @@ class ReportOut(BaseModel):
     teachers: list[TeacherReport] = Field(description="the originals first, then teachers by rank")
     ranking: list[str] = Field(description="teachers, best first: ranking[0] is the recommended teacher")
     ranking_basis: RankingBasis = Field(
-        description="the evidence `ranking` rests on: `rsr` (dataset-level Rank-Surprisal Ratio, lower first) when "
-        "every teacher's candidates carry rank statistics, else `frontier` (share inside the frontier band)"
+        description="the evidence `ranking` rests on: `probe` (exact match after a short fine-tune per teacher) when "
+        "the job's latest succeeded probe run separates the first teacher from the rest; else `rsr` (dataset-level "
+        "Rank-Surprisal Ratio, lower first) when every teacher's candidates carry rank statistics; else `frontier` "
+        "(share inside the frontier band)"
+    )
+    probe: ProbeEvidence | None = Field(
+        default=None, description="the job's latest succeeded probe run, whether or not it decided the ranking"
     )
     rankings: dict[str, list[str]] = Field(
-        description="each score-only signal's own ranking (`rsr`, `frontier`), so disagreement is visible"
+        description="each signal's own ranking (`probe`, `rsr`, `frontier`), so disagreement is visible"
     )
     signals_agree: bool = Field(description="whether every signal in `rankings` puts the same teacher first")
     recommendation: str | None

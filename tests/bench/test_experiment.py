@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.experiment.__main__ import main
-from bench.experiment.student import extract_answer
+from bench.experiment.families import FAMILIES
 from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
+from core.probes import extract_answer
 from service.policies import POLICIES
 
 
@@ -57,21 +58,24 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
     args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
     assert main(args) == 0
     table = (out / "table.md").read_text()
-    expected = [
-        "student",
-        *(f"teacher:{t}" for t in TEACHERS),
-        "union",
-        *(f"policy:{name}" for name in sorted(POLICIES)),
-        # The report's recommended teacher kept through the allow-list: following the product's advice.
-        "policy:reflection+recommended",
-    ]
     results = json.loads((out / "results.json").read_text())
-    conditions = list(results["seeds"][0]["conditions"])
-    # A policy whose report flags a cut also runs with the suggested cut, right after itself (data-dependent).
-    advised = [c for c in conditions if c.endswith("+suggested")]
-    assert [c for c in conditions if c not in advised] == expected
-    for condition in advised:
-        assert conditions[conditions.index(condition) - 1] == condition.removesuffix("+suggested")
-    for condition in conditions:
-        assert f"`{condition}`" in table
-    assert (out / "accuracy.svg").read_text().startswith("<svg")
+    assert list(results["families"]) == list(FAMILIES)
+    for name, family in FAMILIES.items():
+        expected = [
+            "student",
+            *(f"teacher:{t}" for t in family.teachers),
+            "union",
+            *(f"policy:{policy}" for policy in sorted(POLICIES)),
+            # The report's recommended teacher kept through the allow-list: following the product's advice.
+            "policy:reflection+recommended",
+        ]
+        conditions = list(results["families"][name]["seeds"][0]["conditions"])
+        # A policy whose report flags a cut also runs with the suggested cut, right after itself (data-dependent).
+        advised = [c for c in conditions if c.endswith("+suggested")]
+        assert [c for c in conditions if c not in advised] == expected
+        for condition in advised:
+            assert conditions[conditions.index(condition) - 1] == condition.removesuffix("+suggested")
+        assert f"### {name}" in table
+        for condition in conditions:
+            assert f"`{condition}`" in table
+        assert (out / f"accuracy-{name}.svg").read_text().startswith("<svg")

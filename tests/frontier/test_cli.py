@@ -120,3 +120,49 @@ def test_an_unknown_template_is_refused_by_the_cli_naming_the_known_ones(
         assert "vicuna" in err
         assert all(name in err for name in TEMPLATES), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--probe", "--eval-set", "{tmp}/missing.jsonl"], "--eval-set {tmp}/missing.jsonl: no such file"),
+        (["--probe", "--eval-set", "{tmp}/bad.jsonl"], "line 2, field 'answer': missing"),
+        (["--probe-steps", "4"], "--probe-steps needs --probe"),
+        (["--eval-set", "{tmp}/bad.jsonl"], "--eval-set needs --probe"),
+        (["--probe", "--probe-steps", "1000000"], "FRONTIER_PROBE_MAX_STEPS"),
+        (["--probe", "--probe-params", "[1]"], "--probe-params: expected a JSON object"),
+        (["--probe", "--probe-params", '{"stepz": 3}'], "unknown probe parameter"),
+    ],
+)
+def test_curate_refuses_a_bad_probe_request_before_scoring_anything(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    small_student: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("FRONTIER_DATA_DIR", str(tmp_path / "state"))
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(as_jsonl(example_records(4)))
+    (tmp_path / "bad.jsonl").write_text('{"instruction": "q", "answer": "1"}\n{"instruction": "q"}\n')
+    out = tmp_path / "out"
+    argv = ["curate", str(data), "--student", str(small_student), "--out", str(out)]
+    assert main([*argv, *(arg.replace("{tmp}", str(tmp_path)) for arg in extra)]) == 2
+    assert message.replace("{tmp}", str(tmp_path)) in capsys.readouterr().err
+    assert not out.exists()
+    get_settings.cache_clear()
+
+
+def test_jobs_probe_and_probes_parse_their_options() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["jobs", "probe", "J", "--steps", "4", "--seeds", "2", "--decision-set", "2", "3", "--decision-set", "5"]
+    )
+    assert (args.steps, args.seeds, args.decision_sets, args.wait) == (4, 2, [2, 3, 5], False)
+    assert callable(args.handler)
+    shown = parser.parse_args(["jobs", "probes", "J", "7", "--json"])
+    assert (shown.job, shown.probe, shown.json) == ("J", "7", True)
+    assert parser.parse_args(["jobs", "probes", "J"]).probe is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["jobs", "probe", "J", "--steps", "0"])

@@ -41,3 +41,88 @@ def test_the_ranking_rests_on_rsr_and_falls_back_to_frontier_fit(
     assert "rsr" not in old["rankings"]
     assert old["signals_agree"] is True
     assert old["recommendation"].startswith(f"{old['ranking'][0]} sits closest to this student's frontier")
+
+
+def _store_probe(job_id: uuid.UUID, exact_match: dict[str, list[float]]) -> int:
+    """A succeeded probe run with the given exact match per teacher and seed, as workers would have stored it."""
+    from core.probes import ProbeBudget, teacher_condition
+    from service.models import ProbeRun, ProbeTask
+
+    seeds = len(next(iter(exact_match.values())))
+    budget = ProbeBudget(steps=8, eval_every=4, warmup_steps=1, seeds=seeds)
+    with session_scope() as session:
+        run = ProbeRun(
+            job_id=job_id,
+            status="succeeded",
+            budget=budget.as_dict(),
+            conditions=[teacher_condition(t) for t in exact_match],
+            eval_source="held_out",
+            eval_items=[{"instruction": "q", "input": "", "answer": "1", "response": "Answer: 1"}] * 4,
+            held_out_sample_ids=[],
+        )
+        session.add(run)
+        session.flush()
+        for teacher, values in exact_match.items():
+            for seed, value in enumerate(values):
+                point = {"step": 8, "loss": 1.0, "exact_match": value}
+                session.add(
+                    ProbeTask(
+                        probe_run_id=run.id,
+                        condition=teacher_condition(teacher),
+                        seed=seed,
+                        status="done",
+                        attempts=1,
+                        n_examples=4,
+                        progress_step=8,
+                        curve=[point],
+                        final=point,
+                        cost={"steps": 8, "tokens": 100, "seconds": 1.0},
+                    )
+                )
+        return run.id
+
+
+def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
+    deployment: Deployment, client: TestClient, small_student: Path
+) -> None:
+    """The probe's exact match ranks first (even against RSR); a tie at the top leaves the score-only ranking."""
+    job = create(client, small_student, example_records(12))
+    run_job(job)
+    job_id = uuid.UUID(job["id"])
+    before = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert before["probe"] is None
+    by_rsr = before["rankings"]["rsr"]
+    # The teacher RSR ranks last trains best, with a margin larger than the seed spread.
+    wanted = by_rsr[-1]
+    scores = {t: [0.5, 0.55] if t == wanted else [0.1, 0.2] for t in by_rsr}
+    probe_id = _store_probe(job_id, scores)
+    report = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert report["ranking_basis"] == "probe"
+    assert report["ranking"][0] == wanted
+    assert report["rankings"]["probe"] == report["ranking"]
+    assert report["rankings"]["rsr"] == by_rsr
+    assert report["signals_agree"] is False
+    evidence = report["probe"]
+    assert evidence["probe_id"] == probe_id
+    assert evidence["conclusive"] is True
+    assert evidence["margin"] > evidence["spread"] > 0
+    assert evidence["margin_exceeds_spread"] is True
+    best = next(t for t in report["teachers"] if t["teacher"] == wanted)
+    assert best["rank"] == 1
+    assert best["probe"]["exact_match"] == 0.525
+    assert best["probe"]["seeds"] == 2
+    assert report["recommendation"].startswith(f"{wanted} trained this student best in probe run {probe_id}")
+    assert f"would rank {by_rsr[0]} first" in report["recommendation"]
+    markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
+    assert f"Ranked by exact match after probe run {probe_id}" in markdown
+    assert "52% ± 4%" in markdown
+
+    # A later run that ties at the top is reported, not ranked by: the score-only ranking stands.
+    tie_id = _store_probe(job_id, {t: [0.0] for t in by_rsr})
+    tied = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert tied["probe"]["probe_id"] == tie_id
+    assert tied["probe"]["conclusive"] is False
+    assert tied["probe"]["margin_exceeds_spread"] is None
+    assert tied["ranking_basis"] == "rsr"
+    assert tied["ranking"] == by_rsr
+    assert f"Probe run {tie_id} did not separate the teachers" in tied["recommendation"]

@@ -1,5 +1,6 @@
-// The dashboard: jobs list, job page (progress, teacher table, plots, what-if), sample browser. Every number comes
-// from the /v1 API with the user's key; the page itself is static. Routes live in the URL fragment (#/jobs/ID).
+// The dashboard: jobs list, job page (progress, teacher table, plots, what-if, probe runs), sample browser. Every
+// number comes from the /v1 API with the user's key; the page itself is static. Routes live in the URL fragment
+// (#/jobs/ID).
 'use strict';
 
 (() => {
@@ -194,7 +195,7 @@
     const { parts, params } = parseRoute();
     try {
       if (parts[0] === 'jobs' && parts[1] && parts[2] === 'samples') await samplesView(ctx, parts[1], params);
-      else if (parts[0] === 'jobs' && parts[1]) await jobView(ctx, parts[1]);
+      else if (parts[0] === 'jobs' && parts[1]) await jobView(ctx, parts[1], params);
       else await jobsView(ctx);
     } catch (error) {
       if (!ctx.alive()) return;
@@ -247,7 +248,7 @@
   }
 
   // ---- one job
-  async function jobView(ctx, jobId) {
+  async function jobView(ctx, jobId, params) {
     const head = el('div', { id: 'job-head' });
     const analysis = el('div', { id: 'analysis' });
     view.append(panel(null, head), analysis);
@@ -258,7 +259,7 @@
       head.replaceChildren(...jobHead(job));
       if (job.status === 'succeeded' && !analysed) {
         analysed = true;
-        await loadAnalysis(ctx, job, analysis);
+        await loadAnalysis(ctx, job, analysis, params);
       } else if (job.status === 'failed' || job.status === 'cancelled') {
         analysis.replaceChildren(panel(null, el('p', { class: 'empty' }, `This job is ${job.status}: no decisions to plot.`)));
       } else if (!analysed) {
@@ -295,7 +296,7 @@
     ];
   }
 
-  async function loadAnalysis(ctx, job, container) {
+  async function loadAnalysis(ctx, job, container, params) {
     const [points, report] = await Promise.all([api(`/v1/jobs/${job.id}/points?max_points=${MAX_POINTS}`), api(`/v1/jobs/${job.id}/report`)]);
     if (!ctx.alive()) return;
     const policy = points.decision_set.policy;
@@ -309,7 +310,157 @@
         scatterPanel(points, policy),
         panel('What-if: retained fraction', whatIf)),
       histogramPanel(points, report, policy));
-    await whatIfPanel(ctx, job, policy, report, whatIf);
+    const probes = el('section', { class: 'panel', id: 'probes' });
+    container.append(probes);
+    await Promise.all([whatIfPanel(ctx, job, policy, report, whatIf), probesPanel(ctx, job, probes, params)]);
+  }
+
+  // ---- probe runs: a fresh copy of the student fine-tuned per condition, its learning curves and results.
+  // Conditions are whatever the run lists (teachers, originals, union, decision sets, ...): none is named here.
+  const ACTIVE = new Set(['queued', 'running']);
+
+  async function probesPanel(ctx, job, container, params) {
+    const runs = el('div', { id: 'probe-runs' });
+    const detail = el('div', { id: 'probe-detail' });
+    container.append(el('h2', {}, 'Probes'),
+      el('p', { class: 'caption' }, 'A probe run fine-tunes a fresh copy of the student for a short budget on each '
+        + 'condition\'s training data and measures exact match by greedy generation on held-out problems. Start one with ',
+      el('code', {}, `frontier jobs probe ${job.id} --wait`), '.'),
+      runs, detail);
+    let selected = params && params.get('probe') ? Number(params.get('probe')) : null;
+    const choose = (probeId) => {
+      selected = probeId;
+      history.replaceState(null, '', `#/jobs/${job.id}?probe=${probeId}`);
+      refresh().catch((error) => { if (!(error instanceof AuthRequired)) showError(error); });
+    };
+    const refresh = async () => {
+      const listing = await apiOrNull(`/v1/jobs/${job.id}/probes`);
+      if (!ctx.alive()) return false;
+      const items = (listing && listing.items) || [];
+      if (!items.length) {
+        runs.replaceChildren(el('p', { class: 'empty' }, 'No probe runs for this job yet.'));
+        detail.replaceChildren();
+        return false;
+      }
+      if (!items.some((p) => p.id === selected)) selected = items[0].id;
+      runs.replaceChildren(probeRunsTable(items, selected, choose));
+      const probe = items.find((p) => p.id === selected);
+      detail.replaceChildren(...probeDetail(probe).filter(Boolean));
+      return items.some((p) => ACTIVE.has(p.status));
+    };
+    if (await refresh()) poll(ctx, refresh, 2000);
+  }
+
+  function probeProgress(probe) {
+    const progress = probe.progress || {};
+    const share = Math.min(1, Math.max(0, progress.fraction || 0));
+    return el('div', {},
+      el('div', { class: `progress ${probe.status === 'succeeded' ? 'done' : ''}`, role: 'progressbar',
+        'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(share * 100) },
+      el('div', { class: 'fill', style: `width: ${(share * 100).toFixed(1)}%` })),
+      el('span', { class: 'progress-label' }, `${progress.tasks_done ?? 0} / ${progress.tasks_total ?? 0} tasks, `
+        + `${progress.steps_done ?? 0} / ${progress.steps_total ?? 0} steps`));
+  }
+
+  function probeRunsTable(items, selected, choose) {
+    const head = el('tr', {}, ['run', 'status', 'progress', 'conditions', 'seeds', 'steps', 'eval', 'created']
+      .map((h) => el('th', { class: ['conditions', 'seeds', 'steps'].includes(h) ? 'num' : '' }, h)));
+    const rows = items.map((probe) => el('tr', {
+      class: `clickable probe-row ${probe.id === selected ? 'selected' : ''}`, id: `probe-${probe.id}`,
+      'data-probe-id': probe.id, onclick: () => choose(probe.id),
+    },
+    el('td', { class: 'mono' }, `#${probe.id}`),
+    el('td', {}, badge(probe.status, 'probe-status')),
+    el('td', {}, probeProgress(probe)),
+    el('td', { class: 'num' }, (probe.conditions || []).length),
+    el('td', { class: 'num' }, probe.budget ? probe.budget.seeds : '–'),
+    el('td', { class: 'num' }, probe.budget ? probe.budget.steps : '–'),
+    el('td', {}, probe.eval ? `${probe.eval.n_items} (${probe.eval.source})` : '–'),
+    el('td', { class: 'muted' }, probe.created_at ? new Date(probe.created_at).toLocaleString() : '–')));
+    return el('table', { class: 'data', id: 'probe-runs-table' }, el('thead', {}, head), el('tbody', {}, rows));
+  }
+
+  // Per condition and metric: the mean over seeds at each measured step, and the min–max band with 2+ seeds.
+  function seedSummary(result, metric) {
+    const bySteps = new Map();
+    let seeded = 0;
+    for (const seed of result.seeds || []) {
+      const curve = (seed.curve || []).filter((p) => p[metric] !== null && p[metric] !== undefined);
+      if (!curve.length) continue;
+      seeded += 1;
+      for (const p of curve) {
+        if (!bySteps.has(p.step)) bySteps.set(p.step, []);
+        bySteps.get(p.step).push(p[metric]);
+      }
+    }
+    const steps = [...bySteps.keys()].sort((a, b) => a - b);
+    const mean = steps.map((step) => {
+      const values = bySteps.get(step);
+      return { x: step, y: values.reduce((a, b) => a + b, 0) / values.length, n: values.length };
+    });
+    const band = seeded > 1
+      ? steps.map((step) => ({ x: step, lo: Math.min(...bySteps.get(step)), hi: Math.max(...bySteps.get(step)) }))
+      : null;
+    return { mean, band };
+  }
+
+  const meanSd = (summary, show) => {
+    if (!summary || summary.mean === null || summary.mean === undefined) return '–';
+    return summary.sd === null || summary.sd === undefined ? show(summary.mean) : `${show(summary.mean)} ± ${show(summary.sd)}`;
+  };
+
+  function probeDetail(probe) {
+    const colour = (i) => Charts.PALETTE[i % Charts.PALETTE.length];
+    const results = probe.results || [];
+    const order = new Map((probe.conditions || results.map((r) => r.condition)).map((name, i) => [name, i]));
+    const colourOf = (name) => colour(order.has(name) ? order.get(name) : order.size);
+    const steps = probe.budget ? probe.budget.steps : undefined;
+    const series = (metric) => results.map((r) => ({ name: r.condition, color: colourOf(r.condition), ...seedSummary(r, metric) }));
+    const seeds = probe.budget ? probe.budget.seeds : 1;
+    const budget = probe.budget || {};
+    const evaluation = probe.eval || {};
+    const legend = el('div', { class: 'legend', id: 'probe-legend' }, results.map((r) => el('span', { 'data-condition': r.condition },
+      el('span', { class: 'swatch', style: `background: ${colourOf(r.condition)}` }), r.condition)));
+    const sum = (r, name) => (r.seeds || []).reduce((total, s) => total + ((s.cost && Number(s.cost[name])) || 0), 0);
+    const columns = [
+      ['condition', (r) => el('span', {}, el('span', { class: 'swatch', style: `background: ${colourOf(r.condition)}` }), r.condition)],
+      ['examples', (r) => r.n_examples ?? '–', 'num'],
+      ['exact match', (r) => meanSd(r.exact_match, (v) => `${(v * 100).toFixed(1)}%`), 'num'],
+      ['held-out loss', (r) => meanSd(r.loss, (v) => v.toFixed(3)), 'num'],
+      ['seeds done', (r) => `${(r.seeds || []).filter((s) => s.status === 'done').length} / ${(r.seeds || []).length}`, 'num'],
+      ['steps', (r) => sum(r, 'steps').toLocaleString(), 'num'],
+      ['tokens', (r) => sum(r, 'tokens').toLocaleString(), 'num'],
+      ['seconds', (r) => sum(r, 'seconds').toFixed(1), 'num'],
+    ];
+    const table = el('table', { class: 'data', id: 'probe-results' },
+      el('thead', {}, el('tr', {}, columns.map(([name, , cls]) => el('th', { class: cls || '' }, name)))),
+      el('tbody', {}, results.map((r) => el('tr', { class: 'probe-result', 'data-condition': r.condition },
+        columns.map(([, value, cls]) => el('td', { class: cls || '' }, value(r)))))));
+    const failures = results.flatMap((r) => (r.seeds || []).filter((s) => s.error).map((s) => `${r.condition}, seed ${s.seed}: ${s.error}`));
+    const cost = probe.cost || {};
+    const spread = seeds > 1 ? ` Shaded: min–max over the ${seeds} seeds.` : '';
+    return [
+      el('h3', { id: 'probe-title' }, `Probe run #${probe.id} `, badge(probe.status)),
+      el('p', { class: 'caption', id: 'probe-eval' },
+        `Eval: ${evaluation.n_items ?? '?'} items (${evaluation.source || '?'})${evaluation.note ? ` — ${evaluation.note}` : ''}. `
+        + `Budget: ${budget.steps} steps of ${budget.batch_size} examples, peak lr ${budget.peak_lr}, ${budget.warmup_steps} warm-up, `
+        + `a curve point every ${budget.eval_every} steps, ${budget.seeds} seed${budget.seeds === 1 ? '' : 's'}, `
+        + `${budget.max_new_tokens} new tokens${probe.answer_pattern ? `, answers by /${probe.answer_pattern}/` : ''}.`),
+      probe.error ? el('p', { class: 'warnings' }, probe.error) : null,
+      legend,
+      el('div', { class: 'grid2 probe-charts' },
+        el('figure', { class: 'probe-chart' }, el('figcaption', {}, 'Exact match'),
+          el('div', { id: 'probe-em-chart' }, Charts.learningCurves(series('exact_match'), { x: 'optimiser step', y: 'exact match' }, { percent: true, xMax: steps }))),
+        el('figure', { class: 'probe-chart' }, el('figcaption', {}, 'Held-out loss'),
+          el('div', { id: 'probe-loss-chart' }, Charts.learningCurves(series('loss'), { x: 'optimiser step', y: 'loss per token' }, { xMax: steps })))),
+      el('p', { class: 'caption' }, `Lines: mean over the seeds measured at each step.${spread} Exact match: greedy `
+        + 'completion\'s extracted answer equals the reference; loss: teacher-forced loss per token of the reference responses.'),
+      el('div', { style: 'overflow-x: auto' }, table),
+      el('p', { class: 'caption', id: 'probe-cost' }, `Run cost: ${(cost.steps ?? 0).toLocaleString()} steps, `
+        + `${(cost.tokens ?? 0).toLocaleString()} tokens, ${Number(cost.seconds ?? 0).toFixed(1)} s. Exact match and loss `
+        + 'are mean ± sd over the seeds done (sd with two or more).'),
+      failures.length ? el('ul', { class: 'warnings', id: 'probe-failures' }, failures.map((f) => el('li', {}, f))) : null,
+    ];
   }
 
   function teacherPanel(report, setNote) {
@@ -325,7 +476,22 @@
       ['RSR', (t) => num(t.rsr), 'num'],
       ['Δ hedging', (t) => signed(t.hedging.mean_change_vs_original), 'num'],
       ['overconfident', (t) => pct(t.hedging.overconfident_share), 'num'],
+      ['probe exact match', (t) => (t.probe && t.probe.exact_match != null
+        ? pct(t.probe.exact_match) + (t.probe.exact_match_sd != null ? ` ± ${pct(t.probe.exact_match_sd)}` : '') : '–'), 'num'],
     ];
+    const bases = {
+      probe: 'probe exact match (a short fine-tune per teacher, higher first)',
+      rsr: 'dataset RSR (lower first)',
+      frontier: 'share inside the frontier band',
+    };
+    const probe = report.probe;
+    const probeNote = probe
+      ? ` Probe run #${probe.probe_id}: ${probe.steps} steps × ${probe.batch_size}, ${probe.seeds} seed(s), `
+        + `${probe.eval_items} ${probe.eval_source.replace('_', '-')} problems; `
+        + (probe.conclusive ? 'conclusive' : 'inconclusive (tie at the top)')
+        + (probe.margin_exceeds_spread == null ? '; seed spread unknown.'
+          : probe.margin_exceeds_spread ? '; the margin exceeds the seed spread.' : '; the margin is within the seed spread.')
+      : '';
     const table = el('table', { class: 'data', id: 'teacher-table' },
       el('thead', {}, el('tr', {}, columns.map(([name, , cls]) => el('th', { class: cls || '' }, name)))),
       el('tbody', {}, report.teachers.map((t) => el('tr', { class: 'teacher-row', 'data-teacher': t.teacher },
@@ -334,8 +500,9 @@
     return panel('Teacher comparison', setNote,
       report.recommendation ? el('p', { class: 'recommendation' }, report.recommendation) : null,
       el('p', { class: 'caption', id: 'ranking-basis' },
-        `Ranked by ${report.ranking_basis === 'rsr' ? 'dataset RSR (lower first)' : 'share inside the frontier band'}`
-        + (report.signals_agree ? '; the signals agree on the first teacher.' : '; the signals disagree on the first teacher.')),
+        `Ranked by ${bases[report.ranking_basis] || report.ranking_basis}`
+        + (report.signals_agree ? '; the signals agree on the first teacher.' : '; the signals disagree on the first teacher.')
+        + probeNote),
       (report.warnings || []).length
         ? el('ul', { class: 'warnings', id: 'report-warnings' }, report.warnings.map((w) => el('li', { 'data-code': w.code }, w.message)))
         : null,

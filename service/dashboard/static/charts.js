@@ -1,5 +1,6 @@
-// Small SVG charts for the dashboard: a log-log scatter with policy regions, histogram small multiples, and a
-// line chart. Hand-written on purpose: the service ships no front-end build and its machines may have no internet.
+// Small SVG charts for the dashboard: a log-log scatter with policy regions, histogram small multiples, a line
+// chart, and learning curves with their spread over seeds. Hand-written on purpose: the service ships no front-end
+// build and its machines may have no internet.
 'use strict';
 
 const Charts = (() => {
@@ -251,5 +252,57 @@ const Charts = (() => {
     return box.root;
   }
 
-  return { scatter, histograms, curve, format, PALETTE };
+  /**
+   * Learning curves: per series ({name, color, mean: [{x, y}], band: [{x, lo, hi}] | null}) the mean as a line with
+   * a dot per point and, when given, the spread as a shaded band. `options.percent` puts y in [0, 1] as
+   * percentages; otherwise y spans the data. x runs from 0 to `options.xMax` (or the last point).
+   */
+  function learningCurves(series, labels, options = {}) {
+    const box = frame(560, 300, { left: 56, right: 18, top: 12, bottom: 46 });
+    const finite = (v) => v !== null && v !== undefined && Number.isFinite(v);
+    const xs = series.flatMap((s) => s.mean.map((p) => p.x));
+    const xHi = Math.max(options.xMax || 0, ...xs, 1);
+    const x = scale('linear', 0, xHi, box.left, box.right, 6);
+    let y;
+    if (options.percent) {
+      y = scale('linear', 0, 1, box.bottom, box.top, 5);
+    } else {
+      const ys = series.flatMap((s) => s.mean.map((p) => p.y).concat((s.band || []).flatMap((b) => [b.lo, b.hi]))).filter(finite);
+      let lo = ys.length ? Math.min(...ys) : 0;
+      let hi = ys.length ? Math.max(...ys) : 1;
+      const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
+      lo = Math.max(0, lo - pad);
+      hi += pad;
+      y = scale('linear', lo, hi, box.bottom, box.top, 5);
+    }
+    axes(box, x, y, labels, options.percent ? { yFormat: (v) => `${Math.round(v * 100)}%` } : {});
+    const show = options.percent ? (v) => `${(v * 100).toFixed(1)}%` : (v) => v.toFixed(3);
+    const bands = svgEl('g', { class: 'bands' });
+    const lines = svgEl('g', { class: 'lines' });
+    for (const s of series) {
+      const band = (s.band || []).filter((b) => finite(b.lo) && finite(b.hi));
+      if (band.length) {
+        const upper = band.map((b, i) => `${i ? 'L' : 'M'}${x(b.x).toFixed(1)},${y(b.hi).toFixed(1)}`);
+        const lower = [...band].reverse().map((b) => `L${x(b.x).toFixed(1)},${y(b.lo).toFixed(1)}`);
+        const area = svgEl('path', { class: 'probe-band', d: `${upper.join(' ')} ${lower.join(' ')} Z`, fill: s.color, 'data-condition': s.name });
+        area.append(svgEl('title', {}, `${s.name}: min–max over seeds`));
+        bands.append(area);
+      }
+      const points = s.mean.filter((p) => finite(p.y));
+      if (!points.length) continue;
+      const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ');
+      const line = svgEl('path', { class: 'probe-curve', d, stroke: s.color, 'data-condition': s.name });
+      line.append(svgEl('title', {}, s.name));
+      lines.append(line);
+      for (const p of points) {
+        const dot = svgEl('circle', { class: 'probe-point', cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: 2.8, fill: s.color });
+        dot.append(svgEl('title', {}, `${s.name}, step ${p.x}: ${show(p.y)}${p.n > 1 ? ` (mean of ${p.n} seeds)` : ''}`));
+        lines.append(dot);
+      }
+    }
+    box.root.append(bands, lines);
+    return box.root;
+  }
+
+  return { scatter, histograms, curve, learningCurves, format, PALETTE };
 })();

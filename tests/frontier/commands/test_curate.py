@@ -1,13 +1,19 @@
-"""`frontier curate` as the quickstart runs it: the job's progress and result, and nothing that reads as a warning."""
+"""`frontier curate` as the quickstart runs it (the job's progress and result, and nothing that reads as a warning),
+and with --probe (a probe run on the finished job, into probe.json)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from frontier.cli import main
+from service.settings import get_settings
+from tests.services import as_jsonl, configure, example_records
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +52,39 @@ def test_a_first_run_prints_progress_and_result_and_no_warnings(
     assert any(line.startswith("frontier curate: {'retained': ") for line in said), result.stderr
     noisy = [line for line in (result.stdout + result.stderr).splitlines() if any(word in line for word in NOISE)]
     assert noisy == [], result.stderr
+
+
+def test_curate_with_probe_writes_probe_json_and_prints_its_results(
+    monkeypatch: pytest.MonkeyPatch, small_student: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path / "state")})
+    data = tmp_path / "slice.jsonl"
+    data.write_bytes(as_jsonl(example_records(16)))
+    out = tmp_path / "out"
+    tiny = json.dumps({"eval_every": 2, "held_out": 4, "max_new_tokens": 8, "batch_size": 4})
+    argv = ["curate", str(data), "--student", str(small_student), "--out", str(out)]
+    assert main([*argv, "--probe", "--probe-steps", "4", "--probe-seeds", "2", "--probe-params", tiny]) == 0
+    # capfd: the embedded worker writes to the real stderr descriptor.
+    printed = capfd.readouterr()
+    assert printed.out.strip().splitlines()[-1] == str(out.resolve())
+    probe = json.loads((out / "probe.json").read_text(encoding="utf-8"))
+    assert probe["status"] == "succeeded"
+    assert probe["budget"]["steps"] == 4
+    assert probe["budget"]["seeds"] == 2
+    assert probe["eval"]["source"] == "held_out"
+    assert probe["eval"]["n_items"] == 4
+    assert {"original", "union"} <= set(probe["conditions"])
+    assert [r["condition"] for r in probe["results"]] == probe["conditions"]
+    for result in probe["results"]:
+        assert [seed["status"] for seed in result["seeds"]] == ["done", "done"]
+        assert result["exact_match"]["mean"] is not None
+        assert result["exact_match"]["sd"] is not None
+        assert all([p["step"] for p in seed["curve"]] == [0, 2, 4] for seed in result["seeds"])
+    # The results table on stderr, a row per condition; the curation's own files are all there too.
+    said = printed.err.splitlines()
+    assert any(line.startswith("frontier curate: CONDITION") for line in said), printed.err
+    for condition in probe["conditions"]:
+        assert any(line.startswith(f"frontier curate: {condition} ") for line in said), printed.err
+    for name in ("retained.jsonl", "rejected.jsonl", "decisions.jsonl", "report.json", "manifest.json", "README.md"):
+        assert (out / name).is_file(), name
+    get_settings.cache_clear()

@@ -1,0 +1,153 @@
+"""HTTP shapes of probe runs (the v1 contract of docs/probes-spec.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.probes import EvalSource, ProbeStatusName
+
+ProbeTaskStatusName = Literal["pending", "running", "done", "failed"]
+
+
+class EvalItemIn(BaseModel):
+    """One problem of an inline eval set."""
+
+    id: str | int | None = Field(default=None, description="ignored: for the caller's own bookkeeping")
+    instruction: str
+    input: str = ""
+    answer: str | int | float = Field(description="the exact answer a completion must give")
+    response: str | None = Field(default=None, description="reference response for the held-out loss")
+
+
+class ProbeCreate(BaseModel):
+    """A probe request as a JSON body: budget fields (defaults when left out), answer pattern, decision sets, eval set.
+
+    Documents the body; the values are checked by service.probes.params (one set of rules and messages for the
+    JSON body and the multipart `params`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int | None = Field(default=None, description="optimiser steps per (condition, seed); default 100")
+    batch_size: int | None = Field(default=None, description="examples per step; default 16")
+    peak_lr: float | None = Field(default=None, description="peak learning rate; default 0.001")
+    warmup_steps: int | None = Field(default=None, description="linear warm-up steps; default 10")
+    eval_every: int | None = Field(default=None, description="steps between curve points; default 25")
+    seeds: int | None = Field(default=None, description="seeds per condition; default 1")
+    held_out: int | None = Field(default=None, description="samples held out when no eval set is given; default 64")
+    max_new_tokens: int | None = Field(default=None, description="greedy generation length; default 128")
+    answer_pattern: str | None = Field(
+        default=None,
+        description="regex whose group (or whole match) is the answer; default `Answer: X`, else the last number",
+    )
+    decision_sets: list[int] | None = Field(
+        default=None, description="decision set ids of this job: each adds the condition `decision_set:ID`"
+    )
+    eval_set: list[EvalItemIn] | None = Field(
+        default=None, description="problems to measure on; default: `held_out` of the job's own samples"
+    )
+
+
+class BudgetOut(BaseModel):
+    """What every (condition, seed) trains and evaluates."""
+
+    steps: int
+    batch_size: int
+    peak_lr: float
+    warmup_steps: int
+    eval_every: int
+    seeds: int
+    held_out: int
+    max_new_tokens: int
+
+
+class EvalOut(BaseModel):
+    """Where the eval items came from, how many, and how many of the job's samples were held out of training."""
+
+    source: EvalSource
+    n_items: int
+    held_out_samples: int
+    note: str
+
+
+class ProbeProgress(BaseModel):
+    """Tasks and optimiser steps done, out of all (a running task counts the steps of its latest curve point)."""
+
+    tasks_total: int
+    tasks_done: int
+    steps_total: int
+    steps_done: int
+    fraction: float
+
+
+class Summary(BaseModel):
+    """Mean and sample standard deviation over the seeds that are done (sd null with one seed)."""
+
+    mean: float | None
+    sd: float | None
+
+
+class CurvePointOut(BaseModel):
+    """One learning-curve point: after `step` steps, the held-out loss and exact match."""
+
+    step: int
+    loss: float | None
+    exact_match: float
+
+
+class SeedOut(BaseModel):
+    """One (condition, seed): its status, learning curve, final point, cost and error."""
+
+    seed: int
+    status: ProbeTaskStatusName
+    curve: list[CurvePointOut]
+    final: CurvePointOut | None
+    cost: dict[str, Any] | None
+    error: str | None
+
+
+class ConditionOut(BaseModel):
+    """One condition's results: its training examples, summaries over done seeds, and each seed."""
+
+    condition: str
+    n_examples: int
+    exact_match: Summary
+    loss: Summary
+    seeds: list[SeedOut]
+
+
+class ProbeCost(BaseModel):
+    """What the run's done tasks cost together: optimiser steps, tokens fed, seconds."""
+
+    steps: int
+    tokens: int
+    seconds: float
+
+
+class ProbeOut(BaseModel):
+    """A probe run: what was asked, its eval items' source, progress, per-condition results, cost and error."""
+
+    id: int
+    job_id: uuid.UUID
+    status: ProbeStatusName
+    budget: BudgetOut
+    answer_pattern: str | None
+    eval: EvalOut
+    conditions: list[str]
+    progress: ProbeProgress
+    results: list[ConditionOut]
+    cost: ProbeCost
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ProbeList(BaseModel):
+    """A job's probe runs, newest first."""
+
+    items: list[ProbeOut]

@@ -1,0 +1,58 @@
+"""The experiment's task families: every teacher reaches the answer, the decoy is as long as the helpful one."""
+
+from __future__ import annotations
+
+import random
+from statistics import fmean
+
+import pytest
+
+from bench.experiment import subtraction
+from bench.experiment.families import FAMILIES
+from core.probes import extract_answer
+
+
+@pytest.mark.parametrize("digits", [1, 2, 3])
+def test_every_subtraction_teacher_reaches_the_difference(digits: int) -> None:
+    """Terse, borrow, decoy and complement all end in the exact difference, borrows and zeros included."""
+    rng = random.Random(digits)
+    for _ in range(500):
+        problem = subtraction.make_problem(rng, digits)
+        for response in subtraction.RESPONSES.values():
+            assert extract_answer(response(problem)) == problem.answer
+
+
+def test_borrow_steps_compute_the_difference() -> None:
+    """The borrow column steps end in the difference (leading zeros kept), the complement steps too."""
+    problem = subtraction.Problem(607, 588, 3)
+    lines = subtraction.borrow_steps(problem)
+    assert lines == ["17-8-0=9 -> 9", "10-8-1=1 -> 19", "6-5-1=0 -> 019"]
+    assert subtraction.complement_response(problem).splitlines()[-2] == "drop 1 -> 19"
+
+
+def test_the_decoy_is_as_long_as_the_helpful_teacher() -> None:
+    """The length decoy: within 10% of the borrow teacher's length; the complement teacher is the longest."""
+    rng = random.Random(0)
+    problems = [subtraction.make_problem(rng, 2) for _ in range(300)]
+    length = {name: fmean(len(f(p)) for p in problems) for name, f in subtraction.RESPONSES.items()}
+    assert abs(length["decoy"] - length["borrow"]) / length["borrow"] < 0.1
+    assert max(length, key=length.__getitem__) == "complement"
+
+
+def test_pretraining_never_shows_the_unseen_operation() -> None:
+    """No pre-training document adds: the complement teacher's operation stays unseen."""
+    documents = subtraction.pretraining_documents(random.Random(0))
+    assert not any("+" in next(documents) for _ in range(2000))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_builds_deterministic_held_out_data(name: str) -> None:
+    """A seed gives the same data; held-out problems never repeat a training prompt; every teacher refines."""
+    family = FAMILIES[name]
+    first = family.build(1, n_train=40, n_eval=10, weak_error_rate=0.1)
+    assert first == family.build(1, n_train=40, n_eval=10, weak_error_rate=0.1)
+    assert [r["teacher"] for r in first.records[0]["refinements"]] == list(family.teachers)
+    train = {record["instruction"] for record in first.records}
+    for problems in first.evaluation.values():
+        assert len(problems) == 10
+        assert not train & {problem.instruction for problem in problems}

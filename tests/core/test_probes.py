@@ -1,0 +1,77 @@
+"""Probe budgets, eval sets and answer extraction: the torch-free contract the API checks requests against."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core.dataset import DatasetError, LimitError
+from core.probes import (
+    ProbeBudget,
+    ProbeLimits,
+    check_answer_pattern,
+    condition_kind,
+    extract_answer,
+    mean_sd,
+    parse_budget,
+    parse_eval_set,
+)
+
+
+@pytest.mark.parametrize(
+    ("params", "warmup"),
+    [({}, ProbeBudget().warmup_steps), ({"steps": 4}, 0), ({"steps": 40}, 4), ({"steps": 4, "warmup_steps": 2}, 2)],
+)
+def test_a_short_budget_gets_a_shorter_warm_up(params: dict[str, int], warmup: int) -> None:
+    """Without a warm-up given, the default shrinks to a tenth of a budget too short for it."""
+    assert parse_budget(params).warmup_steps == warmup
+
+
+def test_budget_refusals_name_the_field_or_the_setting() -> None:
+    with pytest.raises(LimitError, match="FRONTIER_PROBE_MAX_STEPS") as over:
+        parse_budget({"steps": 10}, ProbeLimits(probe_max_steps=5))
+    assert over.value.field == "steps"
+    for bad, field in (({"steps": 0}, "steps"), ({"peak_lr": 2.0}, "peak_lr"), ({"stepz": 3}, "stepz")):
+        with pytest.raises(DatasetError) as refused:
+            parse_budget(bad)
+        assert refused.value.field == field
+    with pytest.raises(DatasetError, match="fewer warm-up steps"):
+        parse_budget({"steps": 5, "warmup_steps": 5})
+
+
+def test_answers_are_read_from_the_end() -> None:
+    assert extract_answer("12+3=15\nAnswer: 1,215") == "1215"
+    assert extract_answer("it is 3, no 4") == "4"
+    assert extract_answer("nothing") is None
+    assert extract_answer("x=7; y=9", check_answer_pattern(r"x=(\d+)")) == "7"
+    with pytest.raises(DatasetError, match="not a valid regular expression"):
+        check_answer_pattern("(")
+
+
+def test_eval_sets_name_the_line_and_field() -> None:
+    items = parse_eval_set(
+        b'{"instruction": "Add 1 and 2.", "answer": 3}\n\n{"instruction": "q", "input": "i", "answer": "1,000"}\n'
+    )
+    assert [(item.answer, item.reference) for item in items] == [("3", "Answer: 3"), ("1000", "Answer: 1000")]
+    with pytest.raises(DatasetError, match="line 2, field 'answer': missing"):
+        parse_eval_set(b'{"instruction": "a", "answer": "1"}\n{"instruction": "b"}\n')
+    table = pa.table({"instruction": ["a", "b"], "answer": ["1", None]})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    with pytest.raises(DatasetError, match="row 2, field 'answer'"):
+        parse_eval_set(buffer.getvalue())
+    with pytest.raises(LimitError, match="FRONTIER_PROBE_MAX_EVAL_ITEMS"):
+        parse_eval_set(b'{"instruction": "a", "answer": "1"}\n' * 3, max_items=2)
+
+
+def test_conditions_and_summaries() -> None:
+    assert condition_kind("teacher:weak") == ("teacher", "weak")
+    assert condition_kind("decision_set:4") == ("decision_set", "4")
+    assert condition_kind("union") == ("union", None)
+    assert mean_sd([0.5]) == (0.5, None)
+    mean, sd = mean_sd([0.2, 0.4])
+    assert mean == pytest.approx(0.3)
+    assert sd == pytest.approx(0.1414, abs=1e-4)
