@@ -4,7 +4,7 @@
         job = frontier.submit("data.jsonl", student="/models/student")
         job = frontier.wait(job.id, progress=lambda job: print(job.progress.scored))
         frontier.export(job.id, "retained.parquet", format="parquet")
-        probe = frontier.create_probe(job.id, steps=100, seeds=3)            # docs/probes-spec.md
+        probe = frontier.create_probe(job.id, steps=100, seeds=3)            # docs/probes.md
         probe = frontier.wait_probe(job.id, probe["id"])
 
 Responses are the API's own pydantic models (service.jobs.schemas), except probe runs, which come back as the
@@ -274,7 +274,7 @@ class Client:
             params["decision_set"] = decision_set
         return self._request("GET", f"/v1/jobs/{job_id}/report", params=params).text
 
-    # -- probe runs (docs/probes-spec.md) ---------------------------------------------------------------------
+    # -- probe runs (docs/probes.md) ---------------------------------------------------------------------
 
     def create_probe(
         self, job_id: uuid.UUID | str, *, eval_set: str | Path | None = None, **params: Any

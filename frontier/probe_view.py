@@ -1,4 +1,4 @@
-"""Probe runs as text: the results table per condition, a run's facts, and its progress (docs/probes-spec.md).
+"""Probe runs as text: the results table per condition, a run's facts, and its progress (docs/probes.md).
 
 Shared by `frontier jobs probe|probes` and `frontier curate --probe`. Reads the ProbeOut JSON as the API returns
 it and names no condition itself: whatever conditions a run has are the table's rows, in the run's order.
@@ -97,8 +97,9 @@ def budget_text(budget: Mapping[str, Any]) -> str:
         return "-"
     seeds = budget.get("seeds")
     return (
-        f"{budget.get('steps')} steps of {budget.get('batch_size')} examples, peak lr {budget.get('peak_lr')} "
-        f"({budget.get('warmup_steps')} warm-up), a curve point every {budget.get('eval_every')} steps, "
+        f"{budget.get('steps')} steps of {budget.get('batch_size')} examples, "
+        f"peak lr {budget.get('peak_lr') or 'auto'} ({budget.get('warmup_steps')} warm-up), "
+        f"a curve point every {budget.get('eval_every')} steps, "
         f"{seeds} seed{'' if seeds == 1 else 's'}, {budget.get('max_new_tokens')} new tokens"
     )
 

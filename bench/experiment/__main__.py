@@ -50,6 +50,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--keep-models", action="store_true", help="keep every fine-tuned checkpoint")
+    parser.add_argument(
+        "--probe-params",
+        default="{}",
+        help="probe run parameters for `frontier curate --probe` as JSON (default {}: the product's default budget)",
+    )
+    parser.add_argument("--no-probe", action="store_true", help="curate without a probe run")
     parser.add_argument("--write-docs", action="store_true", help="update the table and plot in docs/")
     parser.add_argument("--report-only", action="store_true", help="redraw the table and plot from OUT/results.json")
     synthetic = parser.add_argument_group("synthetic task (default)")
@@ -87,7 +93,8 @@ def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePla
             for split, problems in task.evaluation.items()
         }
     pretrained_at = time.perf_counter()
-    curated = curate(data, student, work / "curate", args.policies)
+    probe = None if args.no_probe else json.loads(args.probe_params)
+    curated = curate(data, student, work / "curate", args.policies, probe)
     log.info("seed %d: curated in %.0fs (job %s)", seed, curated.seconds, curated.job_id)
     baseline_started = time.perf_counter()
     baseline = {
@@ -126,6 +133,8 @@ def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePla
         "student": str(student),
         "job_id": curated.job_id,
         "teacher_scores": curated.teacher_scores,
+        "report": curated.report,
+        "probe": _probe_summary(curated.probe),
         "conditions": results,
         "seconds": {
             "student_and_data": round(pretrained_at - started, 1),
@@ -133,6 +142,69 @@ def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePla
             "total": round(time.perf_counter() - started, 1),
         },
     }
+
+
+def _probe_summary(probe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the tables need of a probe run: its budget, cost and each condition's exact match and tokens."""
+    if probe is None:
+        return None
+    return {
+        "id": probe["id"],
+        "status": probe["status"],
+        "budget": probe["budget"],
+        "eval": probe["eval"],
+        "cost": probe["cost"],
+        "conditions": {
+            result["condition"]: {
+                "exact_match": result["exact_match"]["mean"],
+                "exact_match_sd": result["exact_match"]["sd"],
+                "loss": result["loss"]["mean"],
+                "tokens": sum((seed["cost"] or {}).get("tokens", 0) for seed in result["seeds"]),
+            }
+            for result in probe["results"]
+        },
+    }
+
+
+def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
+    """Per seed: the report's recommendation (`frontier curate --probe`) against the full fine-tunes, and its cost.
+
+    The truth is each teacher's `teacher:*` in-distribution exact match after the full fine-tune; the cost share is
+    the whole probe run's tokens (every condition) over the tokens of the full per-teacher fine-tunes.
+    """
+    lines = [
+        "| seed | fine-tune ranking | probe ranking (exact match) | report ranking[0] (basis) | top-1 | Spearman "
+        "| probe cost share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for seed in seeds:
+        probe, report = seed.get("probe"), seed.get("report") or {}
+        if probe is None:
+            continue
+        teachers = [name.removeprefix("teacher:") for name in seed["conditions"] if name.startswith("teacher:")]
+        truth = {t: seed["conditions"][f"teacher:{t}"]["eval"]["in_distribution"]["accuracy"] for t in teachers}
+        by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
+        probed = {t: probe["conditions"].get(f"teacher:{t}", {}).get("exact_match") for t in teachers}
+        by_probe = sorted(teachers, key=lambda t: -(probed[t] or 0.0))
+        rho = spearman([-truth[t] for t in teachers], [-(probed[t] or 0.0) for t in teachers])
+        full_tokens = sum(seed["conditions"][f"teacher:{t}"]["train"].get("tokens", 0) for t in teachers)
+        share = probe["cost"]["tokens"] / full_tokens if full_tokens else None
+        first = (report.get("ranking") or ["-"])[0]
+        probe_order = " > ".join(f"{t} {100 * (probed[t] or 0):.0f}%" for t in by_probe)
+        lines.append(
+            f"| {seed['seed']} | {' > '.join(by_truth)} | {probe_order} | {first} ({report.get('ranking_basis')}) "
+            f"| {'yes' if first == by_truth[0] else 'no'} | {'-' if rho is None else f'{rho:+.2f}'} "
+            f"| {'-' if share is None else f'{share:.1%}'} |"
+        )
+    budget = next((seed["probe"]["budget"] for seed in seeds if seed.get("probe")), None)
+    if budget is None:
+        return ""
+    head = (
+        f"The product's recommendation after `frontier curate --probe` (probe budget: {budget['steps']} steps of "
+        f"{budget['batch_size']} examples, peak lr {budget['peak_lr']:g}, {budget['seeds']} seed(s), "
+        f"{budget['held_out']} held-out samples), per seed:\n\n"
+    )
+    return head + "\n".join(lines) + "\n"
 
 
 def teacher_score_table(seeds: Sequence[dict[str, Any]]) -> str:
@@ -217,6 +289,7 @@ def family_block(name: str, family: dict[str, Any]) -> tuple[str, list[Any]]:
     about = FAMILIES[name].summary if name in FAMILIES else "a user's own student and dataset"
     block = (
         f"### {name}\n\n{about[0].upper()}{about[1:]}.\n\n{markdown_table(rows, len(seeds))}\n"
+        f"{probe_table(seeds)}\n"
         "Student statistics of each source on the training prompts (mean over seeds):\n\n"
         f"{teacher_score_table(seeds)}\n"
     )

@@ -46,6 +46,10 @@ class Curated:
     policy_sets: dict[str, list[tuple[str, str]]]
     teacher_scores: dict[str, dict[str, float]]
     seconds: float
+    # What `frontier curate` reported: ranking, ranking_basis, rankings and the probe evidence (report.json).
+    report: dict[str, Any]
+    # The probe run `frontier curate --probe` made (probe.json), or None without one.
+    probe: dict[str, Any] | None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -54,13 +58,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def run_curate(data: Path, student: Path, out: Path) -> str:
-    """Run `frontier curate` on `data` with `student` in a fresh `out`; returns the job id."""
+def run_curate(data: Path, student: Path, out: Path, probe: dict[str, Any] | None = None) -> str:
+    """Run `frontier curate` on `data` with `student` in a fresh `out` (with `--probe` when given its parameters,
+    `{}` for the product's default budget); returns the job id."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     env = {**os.environ, "FRONTIER_DATA_DIR": str(out / ".frontier")}
     command = [sys.executable, "-m", "frontier.cli", "curate", str(data), "--student", str(student), "--out", str(out)]
+    if probe is not None:
+        command += ["--probe", *(["--probe-params", json.dumps(probe)] if probe else [])]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     (out / "curate.log").write_text(result.stderr)
     if result.returncode != 0:
@@ -89,15 +96,18 @@ def _product_settings(data_dir: Path) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None = None) -> Curated:
-    """Curate `data` once, then re-decide it under each policy; every policy's retained (example, teacher) pairs."""
+def curate(
+    data: Path, student: Path, out: Path, policies: Sequence[str] | None = None, probe: dict[str, Any] | None = None
+) -> Curated:
+    """Curate `data` once (probing it when `probe` is given), then re-decide it under each policy; every policy's
+    retained (example, teacher) pairs."""
     from service.db import dispose_engines, session_scope
     from service.jobs import decisions as jobs
     from service.jobs.report import build_report, suggested_params
     from service.policies import POLICIES
 
     started = time.perf_counter()
-    job_id = run_curate(data, student, out)
+    job_id = run_curate(data, student, out, probe)
     names = list(policies) if policies is not None else sorted(POLICIES)
     # Per policy, the retained samples' (sample id, chosen candidate name), in input order.
     policy_sets: dict[str, list[tuple[str, str]]] = {}
@@ -151,7 +161,16 @@ def curate(data: Path, student: Path, out: Path, policies: Sequence[str] | None 
         scores = teacher_scores.setdefault(teacher, {})
         scores["rank_mean"] = round(fmean(rank for rank, _ in pairs), 4)
         scores["rsr"] = round(fmean(rank for rank, _ in pairs) / fmean(nll for _, nll in pairs), 4)
-    return Curated(job_id, policy_sets, teacher_scores, round(time.perf_counter() - started, 1))
+    report = json.loads((out / "report.json").read_text())
+    probe_file = out / "probe.json"
+    return Curated(
+        job_id,
+        policy_sets,
+        teacher_scores,
+        round(time.perf_counter() - started, 1),
+        {key: report.get(key) for key in ("ranking", "ranking_basis", "rankings", "signals_agree", "probe")},
+        json.loads(probe_file.read_text()) if probe_file.exists() else None,
+    )
 
 
 def _retained(job: uuid.UUID, decision_set: int) -> list[tuple[str, str]]:

@@ -158,7 +158,7 @@ def register(subparsers: Any) -> None:
         "--warmup-steps",
         type=int,
         default=None,
-        help="linear warm-up steps (the server's default, or a tenth of --steps when that leaves too few)",
+        help="linear warm-up steps (default 10, or a tenth of --steps when that leaves too few)",
     )
     probe.add_argument("--eval-every", type=_positive_int, default=None, help="a learning-curve point every N steps")
     probe.add_argument("--held-out", type=_positive_int, default=None, help="samples held out as the eval set")
@@ -173,6 +173,13 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="ID",
         help="also train on these decision sets' retained samples (each a condition decision_set:ID)",
+    )
+    probe.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        default=None,
+        help="train only the teachers (not `original` and `union`): the cheaper run that compares teachers",
     )
     probe.add_argument("--wait", action="store_true", help="follow the run to its end, then print the results")
 
@@ -569,6 +576,7 @@ def _probe(client: Client, args: argparse.Namespace) -> int:
         "max_new_tokens": args.max_new_tokens,
         "answer_pattern": args.answer_pattern,
         "decision_sets": args.decision_sets,
+        "baselines": args.baselines,
     }
     probe = client.create_probe(args.job, eval_set=eval_set, **params)
     print(probe["id"], flush=True)

@@ -79,14 +79,14 @@ def create_probe_run(
     teachers = repository.job_teachers(session, job_id)
     conditions = [
         *(teacher_condition(teacher) for teacher in teachers),
-        ORIGINAL,
-        UNION,
+        *((ORIGINAL, UNION) if request.baselines else ()),
         *(decision_set_condition(decision_set_id) for decision_set_id in request.decision_sets),
     ]
     ceiling = settings.probe_max_conditions
     if len(conditions) > ceiling:
         raise LimitError(
-            f"the probe would train {len(conditions)} conditions ({len(teachers)} teachers, original, union and "
+            f"the probe would train {len(conditions)} conditions ({len(teachers)} teachers, "
+            f"{'original, union and ' if request.baselines else ''}"
             f"{len(request.decision_sets)} decision sets), over {ceiling}",
             limit=setting_name("probe_max_conditions"),
             field="decision_sets" if request.decision_sets else None,

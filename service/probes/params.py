@@ -23,7 +23,7 @@ from core.probes import (
 
 # The largest id a BIGINT column holds: a bigger one can name no decision set (and would overflow the query).
 MAX_ID = 2**63 - 1
-OPTIONS = ("answer_pattern", "decision_sets", "eval_set")
+OPTIONS = ("answer_pattern", "baselines", "decision_sets", "eval_set")
 KNOWN = tuple(sorted([*(field.name for field in fields(ProbeBudget)), *OPTIONS]))
 
 
@@ -36,6 +36,8 @@ class ProbeRequest:
     decision_sets: tuple[int, ...]
     # None: hold out `budget.held_out` of the job's own samples.
     eval_items: list[EvalItem] | None
+    # Whether the `original` and `union` conditions train beside the teachers.
+    baselines: bool = True
 
 
 def parse_probe_request(
@@ -63,7 +65,10 @@ def parse_probe_request(
         eval_items = parse_eval_set(eval_file, max_items=limits.probe_max_eval_items)
     elif rows is not None:
         eval_items = _inline_eval_set(rows, limits)
-    return ProbeRequest(budget, pattern, _decision_set_ids(options.get("decision_sets")), eval_items)
+    baselines = options.get("baselines", True)
+    if not isinstance(baselines, bool):
+        raise DatasetError(f"expected true or false, got {type(baselines).__name__}", field="baselines")
+    return ProbeRequest(budget, pattern, _decision_set_ids(options.get("decision_sets")), eval_items, baselines)
 
 
 def _decision_set_ids(value: object) -> tuple[int, ...]:

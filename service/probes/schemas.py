@@ -1,4 +1,4 @@
-"""HTTP shapes of probe runs (the v1 contract of docs/probes-spec.md)."""
+"""HTTP shapes of probe runs (the v1 contract of docs/probes.md)."""
 
 from __future__ import annotations
 
@@ -32,17 +32,24 @@ class ProbeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int | None = Field(default=None, description="optimiser steps per (condition, seed); default 100")
-    batch_size: int | None = Field(default=None, description="examples per step; default 16")
-    peak_lr: float | None = Field(default=None, description="peak learning rate; default 0.001")
+    steps: int | None = Field(default=None, description="optimiser steps per (condition, seed); default 480")
+    batch_size: int | None = Field(default=None, description="examples per step; default 2")
+    peak_lr: float | None = Field(
+        default=None,
+        description="peak learning rate; default by student: 3e-3 x 64 / width for a full fine-tune (at most 3e-3), "
+        "2e-4 for a LoRA adapter (the one used is in each seed's cost)",
+    )
     warmup_steps: int | None = Field(default=None, description="linear warm-up steps; default 10")
-    eval_every: int | None = Field(default=None, description="steps between curve points; default 25")
+    eval_every: int | None = Field(default=None, description="steps between curve points; default 120")
     seeds: int | None = Field(default=None, description="seeds per condition; default 1")
     held_out: int | None = Field(default=None, description="samples held out when no eval set is given; default 64")
     max_new_tokens: int | None = Field(default=None, description="greedy generation length; default 128")
     answer_pattern: str | None = Field(
         default=None,
         description="regex whose group (or whole match) is the answer; default `Answer: X`, else the last number",
+    )
+    baselines: bool | None = Field(
+        default=None, description="also train `original` and `union` beside the teachers; default true"
     )
     decision_sets: list[int] | None = Field(
         default=None, description="decision set ids of this job: each adds the condition `decision_set:ID`"
@@ -57,7 +64,7 @@ class BudgetOut(BaseModel):
 
     steps: int
     batch_size: int
-    peak_lr: float
+    peak_lr: float | None = Field(description="None: chosen per student (each seed's cost says which)")
     warmup_steps: int
     eval_every: int
     seeds: int

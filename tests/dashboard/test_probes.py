@@ -2,7 +2,7 @@
 
 Two kinds of test: one against a real probe run (a live `frontier serve` and its worker fine-tune the small
 student on a tiny budget), and a few where the browser's /probes requests are answered with a ProbeOut made
-here (docs/probes-spec.md), to pin the drawing of several seeds, unknown condition kinds and a run that moves.
+here (docs/probes.md), to pin the drawing of several seeds, unknown condition kinds and a run that moves.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def curve(steps: int, every: int, start: float, gain: float, loss: float | None)
 
 
 def made_probe(job_id: str, conditions: list[str], *, seeds: int, status: str = "succeeded") -> dict[str, Any]:
-    """A ProbeOut shaped as docs/probes-spec.md says, every seed done (or, while running, half of its curve)."""
+    """A ProbeOut shaped as docs/probes.md says, every seed done (or, while running, half of its curve)."""
     steps, every = 40, 10
     results = []
     for index, condition in enumerate(conditions):

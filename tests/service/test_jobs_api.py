@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from service.db import session_scope
 from service.jobs import lifecycle
-from service.models import Candidate, Chunk, Decision, Job, Sample
+from service.models import Candidate, Chunk, Decision, Job, Sample, ScoreCacheEntry
 from service.settings import get_settings
 from tests.services import TEST_CHUNK_SIZE, TEST_QUEUE, Deployment, as_jsonl, example_records
 from workers import curation
@@ -86,6 +86,10 @@ def test_job_lifecycle_decisions_samples_and_exports(
     deployment: Deployment, client: TestClient, small_student: Path
 ) -> None:
     records = example_records(10)
+    # The Postgres database lasts the session: earlier tests' jobs over the same records would serve every score
+    # from the cache, and this test measures a job the engine scores.
+    with session_scope() as session:
+        session.execute(delete(ScoreCacheEntry))
     job = create(client, small_student, records, policy="reflection")
     run_job(job)
 

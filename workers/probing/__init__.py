@@ -1,6 +1,6 @@
 """The probe engine: fine-tune a fresh copy of a student on one condition and measure its learning curve.
 
-Pure torch + transformers + peft, no queue and no database (docs/probes-spec.md, "Engine"):
+Pure torch + transformers + peft, no queue and no database (docs/probes.md, "Engine"):
 
 from workers.probing import run_probe
 outcome = run_probe(student_dir, examples, eval_items, budget=ProbeBudget(), seed=0, template="plain")

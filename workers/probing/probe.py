@@ -1,7 +1,7 @@
 """One probe fine-tune: a fresh copy of the student trained on one condition's examples for a fixed budget.
 
 The learning curve (held-out loss and exact match) is measured before training, every `eval_every` steps and
-after the last step; the cost says how the student trained and what it took (docs/probes-spec.md, "Engine").
+after the last step; the cost says how the student trained and what it took (docs/probes.md, "Engine").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from core.probes import CurvePoint, EvalItem, ProbeBudget, TrainingExample, check_answer_pattern
 from workers.probing.data import PromptEncoder, training_batches
 from workers.probing.evaluation import Evaluator
-from workers.probing.student import LORA_ABOVE_PARAMS, Method, load_trainable_student
+from workers.probing.student import LORA_ABOVE_PARAMS, Method, load_trainable_student, probe_learning_rate
 from workers.probing.training import Schedule, Trainer
 
 # Completions kept in the outcome for a reader to inspect.
@@ -32,6 +32,7 @@ class ProbeCost:
     method: Method
     parameters: int
     trainable_parameters: int
+    peak_lr: float
     examples: int
     steps: int
     tokens: int
@@ -57,7 +58,7 @@ class ProbeOutcome:
         return self.curve[-1]
 
     def as_dict(self) -> dict[str, Any]:
-        """The outcome as JSON-ready values, in the shape of docs/probes-spec.md."""
+        """The outcome as JSON-ready values, in the shape of docs/probes.md."""
         cost = self.cost
         return {
             "curve": [point.as_dict() for point in self.curve],
@@ -66,6 +67,7 @@ class ProbeOutcome:
                 "method": cost.method,
                 "parameters": cost.parameters,
                 "trainable_parameters": cost.trainable_parameters,
+                "peak_lr": cost.peak_lr,
                 "examples": cost.examples,
                 "steps": cost.steps,
                 "tokens": cost.tokens,
@@ -77,14 +79,14 @@ class ProbeOutcome:
         }
 
 
-def probe_schedule(budget: ProbeBudget) -> Schedule:
+def probe_schedule(budget: ProbeBudget, peak_lr: float) -> Schedule:
     """The optimiser recipe of a budget: the experiment's fine-tuning recipe (no weight decay) at its size."""
     # No weight decay: a probe is a few hundred steps from a pre-trained student, nothing to regularise, and it
     # keeps the probe's recipe the experiment's (bench/experiment/student.py FineTunePlan).
     return Schedule(
         steps=budget.steps,
         batch_size=budget.batch_size,
-        peak_lr=budget.peak_lr,
+        peak_lr=peak_lr,
         warmup_steps=budget.warmup_steps,
         weight_decay=0.0,
     )
@@ -134,7 +136,8 @@ def run_probe(
     )
     # The batch order has its own generator, so it does not depend on what else draws from torch's.
     batches = training_batches(rows, budget.batch_size, random.Random(f"frontier-probe-{seed}"), encoder.pad_id)
-    trainer = Trainer(student.model, probe_schedule(budget))
+    peak_lr = budget.peak_lr if budget.peak_lr is not None else probe_learning_rate(student.model, student.method)
+    trainer = Trainer(student.model, probe_schedule(budget, peak_lr))
     curve: list[CurvePoint] = []
     shown: tuple[tuple[str, str], ...] = ()
     eval_seconds = train_seconds = 0.0
@@ -166,6 +169,7 @@ def run_probe(
         method=student.method,
         parameters=student.parameters,
         trainable_parameters=student.trainable_parameters,
+        peak_lr=peak_lr,
         examples=len(rows),
         steps=trainer.steps,
         tokens=trainer.tokens,

@@ -50,6 +50,23 @@ class TrainableStudent:
     trainable_parameters: int
 
 
+# The peak learning rate of a short full fine-tune of a model 64 wide (the experiment's students), scaled by
+# 64 / width for wider ones: Adam's best learning rate falls about inversely with width (muP, Yang et al. 2022,
+# arXiv 2203.03466), so GPT-2 small (768) gets 2.5e-4. A LoRA adapter trains at 2e-4, QLoRA's rate for 7B-65B
+# models (Dettmers et al. 2023, arXiv 2305.14314).
+FULL_LR_AT_WIDTH_64 = 3e-3
+LORA_LR = 2e-4
+
+
+def probe_learning_rate(model: Any, method: Method) -> float:
+    """The peak learning rate a probe uses when its budget names none: by method, and by width for full tunes."""
+    if method == "lora":
+        return LORA_LR
+    config = getattr(model, "config", None)
+    width = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 64
+    return FULL_LR_AT_WIDTH_64 * min(1.0, 64 / int(width))
+
+
 def checkpoint_parameters(info: CheckpointInfo) -> int:
     """The parameter count stored in a checkpoint's safetensors files, read from their headers only."""
     from safetensors import safe_open

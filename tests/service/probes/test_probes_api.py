@@ -73,7 +73,7 @@ def test_a_probe_run_through_a_real_worker(deployment: Deployment, client: TestC
         probe, seen = wait_for_probe(client, job_id, created.json()["id"], worker)
     assert probe["status"] == "succeeded", probe["error"]
     assert probe["job_id"] == job_id
-    assert probe["budget"] == {**TINY, "peak_lr": 0.001, "seeds": 1}
+    assert probe["budget"] == {**TINY, "peak_lr": None, "seeds": 1}
     assert probe["conditions"] == CONDITIONS
     assert probe["progress"] == {"tasks_total": 5, "tasks_done": 5, "steps_total": 20, "steps_done": 20, "fraction": 1}
     assert probe["error"] is None
@@ -109,6 +109,8 @@ def test_a_probe_run_through_a_real_worker(deployment: Deployment, client: TestC
         assert result["exact_match"] == {"mean": seed["final"]["exact_match"], "sd": None}
         assert result["loss"] == {"mean": seed["final"]["loss"], "sd": None}
         assert seed["cost"]["method"] == "full"
+        # No learning rate asked for: the engine's choice for this student's width, recorded with the cost.
+        assert 0 < seed["cost"]["peak_lr"] <= 3e-3
         assert seed["cost"]["steps"] == 4
         assert seed["cost"]["tokens"] > 0
         assert seed["cost"]["examples"] == result["n_examples"]
@@ -207,6 +209,21 @@ def test_a_decision_set_adds_its_retained_set_as_a_condition(
     [seed] = running["results"][-1]["seeds"]
     assert seed["status"] == "done", seed["error"]
     assert seed["cost"]["examples"] == len(retained)
+
+
+def test_without_baselines_only_the_teachers_train(
+    deployment: Deployment, client: TestClient, small_student: Path
+) -> None:
+    """`baselines: false` leaves out `original` and `union`: the cheaper run that only compares teachers."""
+    job_id = succeeded_job(client, small_student)
+    created = client.post(f"/v1/jobs/{job_id}/probes", json={**TINY, "baselines": False})
+    assert created.status_code == 202, created.text
+    probe = created.json()
+    assert probe["conditions"] == [c for c in CONDITIONS if c.startswith("teacher:")]
+    assert probe["progress"]["tasks_total"] == 3
+    refused = client.post(f"/v1/jobs/{job_id}/probes", json={**TINY, "baselines": "no"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"]["field"] == "baselines"
 
 
 def test_cancel_stops_a_run_and_a_second_cancel_is_a_conflict(
