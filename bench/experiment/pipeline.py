@@ -127,14 +127,15 @@ def curate(
                     with session_scope() as session:
                         advised = jobs.decide(session, job, name, {**params, **suggested}).id
                     policy_sets[f"{name}+suggested"] = _retained(job, advised)
-            # Follow the report's advice end to end: its recommended teacher (ranking[0], on whatever basis the report
-            # names) kept through the allow-list, one re-decide; `paper` keeps every sample that has that refinement.
+            # Follow the report's advice end to end: the re-decide it suggests (keep only its recommended teacher,
+            # ranking[0] on whatever basis the report names), with exactly its parameters.
             with session_scope() as session:
                 own = jobs.list_decision_sets(session, job).items[0].id
-                recommended = build_report(session, job, own).ranking[0]
-            with session_scope() as session:
-                advised = jobs.decide(session, job, "reflection", {"variant": "paper", "teachers": [recommended]}).id
-            policy_sets["reflection+recommended"] = _retained(job, advised)
+                suggestion = build_report(session, job, own).suggested_decide
+            if suggestion is not None:
+                with session_scope() as session:
+                    advised = jobs.decide(session, job, suggestion.policy, suggestion.params).id
+                policy_sets["recommended"] = _retained(job, advised)
             with session_scope() as session:
                 table, _ = jobs.load_score_table(session, job)
         finally:

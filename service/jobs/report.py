@@ -13,6 +13,7 @@ near their median frontier score is to the band's middle; each teacher's dataset
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import Counter
@@ -34,10 +35,18 @@ from service.jobs.schemas import (
     RankingBasis,
     ReportOut,
     ReportWarning,
+    SuggestedDecide,
     TeacherAcceptance,
     TeacherReport,
 )
-from service.policies import CandidateScore, Cut, DecisionTerms, SampleScores, decision_terms
+from service.policies import (
+    CandidateScore,
+    Cut,
+    DecisionTerms,
+    SampleScores,
+    decision_terms,
+    one_teacher_decision,
+)
 from service.policies.frontier import ZONES, FrontierBandParams, FrontierReference, Zone, frontier_zones
 from service.policies.rules import beats_original
 from service.probes.evidence import TeacherProbes, latest_teacher_probes
@@ -390,6 +399,16 @@ def suggested_params(report: ReportOut) -> dict[str, float]:
     return {w.param: w.suggested for w in report.warnings if w.param is not None and w.suggested is not None}
 
 
+def suggested_decide(job_id: uuid.UUID, teacher: str) -> SuggestedDecide:
+    """The one re-decide that keeps only `teacher`'s refinements, as a request body and a command line."""
+    policy, params = one_teacher_decision(teacher)
+    return SuggestedDecide(
+        policy=policy,
+        params=params,
+        command=f"frontier jobs decide {job_id} --policy {policy} --params '{json.dumps(params)}'",
+    )
+
+
 def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> ReportOut:
     """Per teacher: acceptance, IFD / r-IFD / frontier score distributions, wins over the original, frontier zones,
     hedging; and the teachers ranked by how close their outputs sit to the student's frontier."""
@@ -486,6 +505,7 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         rankings=rankings,
         signals_agree=len({ranking[0] for ranking in rankings.values() if ranking}) <= 1,
         probe=evidence,
+        suggested_decide=suggested_decide(job.id, ranked[0].teacher) if ranked else None,
         recommendation=_recommendation(ranked, by_frontier, basis, band, score_first, evidence),
         warnings=_warnings(table, sum(d.decision == "retained" for d in decisions.values()), terms),
     )

@@ -40,6 +40,11 @@ def report_markdown(report: ReportOut) -> str:
     ]
     if report.recommendation:
         lines += [f"**Recommendation.** {report.recommendation}", ""]
+    if report.suggested_decide is not None:
+        lines += [
+            f"To train on {report.ranking[0]}'s refinements only, re-decide: `{report.suggested_decide.command}`",
+            "",
+        ]
     probe = report.probe
     basis = {
         "probe": f"exact match after probe run {probe.probe_id if probe else '-'}'s short fine-tunes, higher first",

@@ -365,6 +365,14 @@ class ReportWarning(BaseModel):
 RankingBasis = Literal["probe", "rsr", "frontier"]
 
 
+class SuggestedDecide(BaseModel):
+    """The re-decide that trains on the recommended teacher only: POST /v1/jobs/{id}/decide with this body."""
+
+    policy: str
+    params: dict[str, Any]
+    command: str = Field(description="the same as a `frontier jobs decide` command line")
+
+
 class ReportOut(BaseModel):
     """Which teacher's outputs sit closest to this student's frontier, with the numbers behind it."""
 
@@ -387,6 +395,9 @@ class ReportOut(BaseModel):
         description="each signal's own ranking (`probe`, `rsr`, `frontier`), so disagreement is visible"
     )
     signals_agree: bool = Field(description="whether every signal in `rankings` puts the same teacher first")
+    suggested_decide: SuggestedDecide | None = Field(
+        default=None, description="keep only the recommended teacher's refinements: one re-decide, these parameters"
+    )
     recommendation: str | None
     warnings: list[ReportWarning] = Field(
         default_factory=list,

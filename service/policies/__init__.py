@@ -22,6 +22,15 @@ POLICIES: dict[str, Policy[Any]] = {
     for policy in (ReflectionPolicy(), IfdTopKPolicy(), FrontierBandPolicy(), BestCandidatePolicy(), RsrPolicy())
 }
 
+# The re-decide that keeps one teacher's refinements: with a one-teacher `teachers` allow-list, GRAPE's selection
+# (no cut by default) keeps that teacher's scored refinement of every sample that has one. The report suggests it.
+ONE_TEACHER_POLICY = BestCandidatePolicy.name
+
+
+def one_teacher_decision(teacher: str) -> tuple[str, dict[str, Any]]:
+    """The policy and parameters of the re-decide that keeps only `teacher`'s refinements."""
+    return ONE_TEACHER_POLICY, {"teachers": [teacher]}
+
 
 def get_policy(name: str) -> Policy[Any]:
     """The policy registered under `name`."""

@@ -67,7 +67,7 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
             "union",
             *(f"policy:{policy}" for policy in sorted(POLICIES)),
             # The report's recommended teacher kept through the allow-list: following the product's advice.
-            "policy:reflection+recommended",
+            "policy:recommended",
         ]
         conditions = list(results["families"][name]["seeds"][0]["conditions"])
         # A policy whose report flags a cut also runs with the suggested cut, right after itself (data-dependent).

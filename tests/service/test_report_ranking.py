@@ -113,6 +113,18 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert best["probe"]["seeds"] == 2
     assert report["recommendation"].startswith(f"{wanted} trained this student best in probe run {probe_id}")
     assert f"would rank {by_rsr[0]} first" in report["recommendation"]
+    # Training on the recommended teacher alone is one re-decide, with exactly these parameters.
+    suggestion = report["suggested_decide"]
+    assert suggestion["params"] == {"teachers": [wanted]}
+    made = client.post(
+        f"/v1/jobs/{job['id']}/decide", json={"policy": suggestion["policy"], "params": suggestion["params"]}
+    )
+    assert made.status_code == 201, made.text
+    kept = client.get(f"/v1/jobs/{job['id']}/samples", params={"decision": "retained", "limit": 100}).json()["items"]
+    assert kept
+    assert {item["chosen_candidate"] for item in kept} <= {
+        c["name"] for item in kept for c in item["candidates"] if c.get("teacher") == wanted
+    }
     markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
     assert f"Ranked by exact match after probe run {probe_id}" in markdown
     assert "52% ± 4%" in markdown
