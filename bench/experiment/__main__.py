@@ -154,6 +154,10 @@ def _probe_summary(probe: dict[str, Any] | None) -> dict[str, Any] | None:
         "budget": probe["budget"],
         "eval": probe["eval"],
         "cost": probe["cost"],
+        # The learning rate the engine used (the budget's is None: chosen for the student).
+        "peak_lr": next(
+            (seed["cost"]["peak_lr"] for r in probe["results"] for seed in r["seeds"] if seed.get("cost")), None
+        ),
         "conditions": {
             result["condition"]: {
                 "exact_match": result["exact_match"]["mean"],
@@ -196,12 +200,15 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
             f"| {'yes' if first == by_truth[0] else 'no'} | {'-' if rho is None else f'{rho:+.2f}'} "
             f"| {'-' if share is None else f'{share:.1%}'} |"
         )
-    budget = next((seed["probe"]["budget"] for seed in seeds if seed.get("probe")), None)
-    if budget is None:
+    run: dict[str, Any] | None = next((seed["probe"] for seed in seeds if seed.get("probe")), None)
+    if run is None:
         return ""
+    budget = run["budget"]
+    lr = budget["peak_lr"] if budget["peak_lr"] is not None else run.get("peak_lr")
+    chosen = "" if budget["peak_lr"] is not None else " chosen for the student"
     head = (
         f"The product's recommendation after `frontier curate --probe` (probe budget: {budget['steps']} steps of "
-        f"{budget['batch_size']} examples, peak lr {budget['peak_lr']:g}, {budget['seeds']} seed(s), "
+        f"{budget['batch_size']} examples, peak lr {lr}{chosen}, {budget['seeds']} seed(s), "
         f"{budget['held_out']} held-out samples), per seed:\n\n"
     )
     return head + "\n".join(lines) + "\n"
@@ -257,27 +264,47 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 
 def signal_agreement(seeds: Sequence[dict[str, Any]]) -> str:
-    """Per seed: does a score-only signal order the teachers as their full fine-tunes did (in distribution)?
+    """Per seed: does a score-only signal order the teachers as their full fine-tunes did (in distribution), and as
+    the probe did?
 
     A signal's ranking is teachers by ascending value for RSR (lower = better, arXiv 2601.14249), by descending
-    value for mean IFD (Cherry LLM's "harder is better"); the truth is each teacher's `teacher:*` exact match.
+    value for mean IFD (Cherry LLM's "harder is better"); the truth is each teacher's `teacher:*` exact match, the
+    probe's is each `teacher:*` condition's exact match in the run `frontier curate --probe` made.
     """
     signals = (("dataset RSR (lower first)", "rsr", 1.0), ("mean IFD (higher first)", "ifd", -1.0))
-    lines = ["", "Score-only teacher ranking against the full fine-tunes (in-distribution exact match), per seed:", ""]
-    lines += ["| seed | fine-tune ranking | signal | its ranking | Spearman | top-1 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Score-only teacher ranking against the full fine-tunes (in-distribution exact match) and the probe:",
+        "",
+    ]
+    lines += [
+        "| seed | fine-tune ranking | signal | its ranking | Spearman | top-1 | Spearman vs probe | top-1 vs probe |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for seed in seeds:
         teachers = [name.removeprefix("teacher:") for name in seed["conditions"] if name.startswith("teacher:")]
         truth = {t: seed["conditions"][f"teacher:{t}"]["eval"]["in_distribution"]["accuracy"] for t in teachers}
         by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
+        probe = (seed.get("probe") or {}).get("conditions", {})
+        probed = {t: probe.get(f"teacher:{t}", {}).get("exact_match") for t in teachers}
         for label, key, sign in signals:
             values = {t: seed["teacher_scores"].get(t, {}).get(key) for t in teachers}
             if any(v is None for v in values.values()):
                 continue
+            scores = [sign * float(values[t] or 0.0) for t in teachers]
             ranked = sorted(teachers, key=lambda t: (sign * float(values[t] or 0.0), t))
-            rho = spearman([-truth[t] for t in teachers], [sign * float(values[t] or 0.0) for t in teachers])
+            rho = spearman([-truth[t] for t in teachers], scores)
+            versus = "- | -"
+            if all(value is not None for value in probed.values()):
+                by_probe = max(teachers, key=lambda t: probed[t] or 0.0)
+                rho_probe = spearman([-(probed[t] or 0.0) for t in teachers], scores)
+                versus = (
+                    f"{'-' if rho_probe is None else f'{rho_probe:+.2f}'} | {'yes' if ranked[0] == by_probe else 'no'}"
+                )
+            top1 = "yes" if ranked[0] == by_truth[0] else "no"
             lines.append(
                 f"| {seed['seed']} | {' > '.join(by_truth)} | {label} | {' > '.join(ranked)} "
-                f"| {'-' if rho is None else f'{rho:+.2f}'} | {'yes' if ranked[0] == by_truth[0] else 'no'} |"
+                f"| {'-' if rho is None else f'{rho:+.2f}'} | {top1} | {versus} |"
             )
     return "\n".join(lines) + "\n"
 

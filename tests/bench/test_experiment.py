@@ -56,6 +56,8 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
     out = tmp_path / "experiment"
     args = ["--seeds", "0", "--out", str(out), "--train", "24", "--eval", "4"]
     args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
+    # The probe stage of `frontier curate --probe`, at a smoke test's budget.
+    args += ["--probe-params", json.dumps({"steps": 4, "eval_every": 2, "held_out": 4, "max_new_tokens": 8})]
     assert main(args) == 0
     table = (out / "table.md").read_text()
     results = json.loads((out / "results.json").read_text())
@@ -79,3 +81,7 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         for condition in conditions:
             assert f"`{condition}`" in table
         assert (out / f"accuracy-{name}.svg").read_text().startswith("<svg")
+        seed = results["families"][name]["seeds"][0]
+        assert seed["probe"]["status"] == "succeeded"
+        assert seed["report"]["ranking"]
+    assert "probe cost share" in table
