@@ -233,6 +233,22 @@ def probe_fits(probes: TeacherProbes) -> dict[str, ProbeFit]:
     }
 
 
+def sampling_noise(first: float, second: float, n: int) -> float:
+    """Two standard errors of the difference of two exact-match rates measured on `n` problems each.
+
+    A probe's margin below this is what re-drawing the eval problems could undo (a normal approximation; with
+    no observed success or failure, one in `n` stands in, so a 0-versus-0 tie is never significant).
+    """
+    if n <= 0:
+        return math.inf
+
+    def variance(rate: float) -> float:
+        rate = min(max(rate, 1 / n), 1 - 1 / n)
+        return rate * (1 - rate) / n
+
+    return 2 * math.sqrt(variance(first) + variance(second))
+
+
 def probe_ranking(
     score_order: Sequence[TeacherReport], fits: dict[str, ProbeFit], probes: TeacherProbes
 ) -> tuple[list[TeacherReport], ProbeEvidence] | None:
@@ -250,13 +266,14 @@ def probe_ranking(
         return value
 
     ordered = sorted(score_order, key=lambda t: -exact(t))  # stable: ties stay in the score-only order
-    margin = spread = None
+    run = probes.run
+    margin = spread = noise = None
     if len(ordered) > 1:
         first, second = fits[ordered[0].teacher], fits[ordered[1].teacher]
         margin = exact(ordered[0]) - exact(ordered[1])
         if first.exact_match_sd is not None and second.exact_match_sd is not None:
             spread = max(first.exact_match_sd, second.exact_match_sd)
-    run = probes.run
+        noise = sampling_noise(exact(ordered[0]), exact(ordered[1]), run.eval.n_items * max(1, first.seeds))
     evidence = ProbeEvidence(
         probe_id=run.id,
         steps=run.budget.steps,
@@ -264,8 +281,9 @@ def probe_ranking(
         seeds=run.budget.seeds,
         eval_source=run.eval.source,
         eval_items=run.eval.n_items,
-        conclusive=margin is None or margin > 0,
+        conclusive=margin is None or (noise is not None and margin > noise),
         margin=margin,
+        noise=noise,
         spread=spread,
         margin_exceeds_spread=None if margin is None or spread is None else margin > spread,
         tokens=run.cost.tokens,
@@ -287,6 +305,7 @@ def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
         assert runner.probe is not None
         assert runner.probe.exact_match is not None
         text += f", against {runner.probe.exact_match:.0%} for {runner.teacher}."
+        text += f" The margin exceeds the noise of the eval problems (±{evidence.noise or 0:.0%})."
         if evidence.margin_exceeds_spread is None:
             text += " With one seed the seed spread is unknown: a run with --seeds 3 says whether the margin holds."
         elif evidence.margin_exceeds_spread:
@@ -325,9 +344,11 @@ def _recommendation(
     else:
         text = _frontier_text(ranked, band)
     if evidence is not None and not evidence.conclusive:
+        margin = evidence.margin or 0.0
         text += (
-            f" Probe run {evidence.probe_id} did not separate the teachers (equal exact match at the top after "
-            f"{evidence.steps} steps): a longer probe budget may."
+            f" Probe run {evidence.probe_id} did not separate the teachers: the top two differ by {margin:.0%} exact "
+            f"match after {evidence.steps} steps, within the noise of its {evidence.eval_items} eval problems "
+            f"(±{evidence.noise or 0:.0%}); a longer probe budget, more eval problems or more seeds may."
         )
     else:
         text += (

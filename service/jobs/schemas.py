@@ -300,8 +300,14 @@ class ProbeEvidence(BaseModel):
     seeds: int
     eval_source: str
     eval_items: int
-    conclusive: bool = Field(description="the first teacher's exact match is strictly above every other teacher's")
+    conclusive: bool = Field(
+        description="the first teacher's exact match exceeds the second's by more than `noise`: only then does the "
+        "probe decide the ranking"
+    )
     margin: float | None = Field(description="first minus second teacher's mean exact match")
+    noise: float | None = Field(
+        description="two standard errors of that difference from the number of eval problems (x seeds) measured"
+    )
     spread: float | None = Field(description="the larger seed sd of those two teachers (None with one seed)")
     margin_exceeds_spread: bool | None = Field(description="margin > spread; None when the spread is unknown")
     tokens: int = Field(description="tokens fed over all the run's optimiser steps (its training cost)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -57,7 +58,7 @@ def _store_probe(job_id: uuid.UUID, exact_match: dict[str, list[float]]) -> int:
             budget=budget.as_dict(),
             conditions=[teacher_condition(t) for t in exact_match],
             eval_source="held_out",
-            eval_items=[{"instruction": "q", "input": "", "answer": "1", "response": "Answer: 1"}] * 4,
+            eval_items=[{"instruction": "q", "input": "", "answer": "1", "response": "Answer: 1"}] * 40,
             held_out_sample_ids=[],
         )
         session.add(run)
@@ -107,6 +108,8 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert evidence["conclusive"] is True
     assert evidence["margin"] > evidence["spread"] > 0
     assert evidence["margin_exceeds_spread"] is True
+    # 40 problems x 2 seeds: 52.5% against 15% is well outside the sampling noise of the difference.
+    assert 0 < evidence["noise"] < evidence["margin"]
     best = next(t for t in report["teachers"] if t["teacher"] == wanted)
     assert best["rank"] == 1
     assert best["probe"]["exact_match"] == 0.525
@@ -138,3 +141,13 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert tied["ranking_basis"] == "rsr"
     assert tied["ranking"] == by_rsr
     assert f"Probe run {tie_id} did not separate the teachers" in tied["recommendation"]
+
+    # A margin inside the noise of its eval problems (one problem of 40) is not a verdict either.
+    close_id = _store_probe(job_id, {t: [0.1 if t == wanted else 0.075] for t in by_rsr})
+    close = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert close["probe"]["probe_id"] == close_id
+    assert close["probe"]["margin"] == pytest.approx(0.025)
+    assert close["probe"]["noise"] > close["probe"]["margin"]
+    assert close["probe"]["conclusive"] is False
+    assert close["ranking_basis"] == "rsr"
+    assert close["rankings"]["probe"][0] == wanted

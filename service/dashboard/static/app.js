@@ -488,7 +488,8 @@
     const probeNote = probe
       ? ` Probe run #${probe.probe_id}: ${probe.steps} steps × ${probe.batch_size}, ${probe.seeds} seed(s), `
         + `${probe.eval_items} ${probe.eval_source.replace('_', '-')} problems; `
-        + (probe.conclusive ? 'conclusive' : 'inconclusive (tie at the top)')
+        + (probe.conclusive ? 'conclusive' : 'inconclusive')
+        + ` (margin ${pct(probe.margin)} vs eval noise ±${pct(probe.noise)})`
         + (probe.margin_exceeds_spread == null ? '; seed spread unknown.'
           : probe.margin_exceeds_spread ? '; the margin exceeds the seed spread.' : '; the margin is within the seed spread.')
       : '';
