@@ -156,9 +156,8 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
     """Recover every stalled job (service.jobs.recovery), each in its own transaction; returns what was done.
 
     Re-queued chunks are sent before their transaction commits: if the broker is down the transaction rolls
-    back, so the next sweep tries them again instead of waiting another timeout. Stalled probe runs are recovered
-    too (workers.probes.sweep_probes, which logs what it did): the worker's sweeper and `frontier sweep` look after
-    both.
+    back, so the next sweep tries them again instead of waiting another timeout. Probe runs have their own sweep
+    (workers.probes.sweep_probes); the worker's sweeper and `frontier sweep` run both.
     """
     settings = settings or get_settings()
     now = utcnow()
@@ -179,7 +178,4 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
         if result.requeued or result.failed or result.finalized:
             log.warning("sweep: job %s: %s", job_id, result, extra={"job_id": job_id})
         done.append(result)
-    from workers.probes import sweep_probes
-
-    sweep_probes(settings)
     return done

@@ -1,4 +1,4 @@
-"""The worker's sweeper: a thread in the worker's main process that runs workers.curation.sweep periodically.
+"""The worker's sweeper: a thread in the worker's main process that runs the job and probe sweeps periodically.
 
 It sweeps once as soon as the worker is ready (a worker that replaces a dead one recovers its stuck chunks at
 once) and then every FRONTIER_SWEEP_INTERVAL_S. It never scores: it only re-queues, fails or finalizes under
@@ -36,10 +36,12 @@ class Sweeper:
 
     def _run(self) -> None:
         from workers.curation import sweep
+        from workers.probes import sweep_probes
 
         while not self._stop.is_set():
             try:
                 sweep(self.settings)
+                sweep_probes(self.settings)
             except Exception:
                 # An outage of the database or the broker: the next sweep tries again.
                 log.warning("sweep failed; retrying in %gs", self.settings.sweep_interval_s, exc_info=True)

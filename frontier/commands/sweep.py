@@ -2,7 +2,8 @@
 
 Re-queues chunks that have been running or waiting longer than FRONTIER_CHUNK_TIMEOUT_S, fails a job whose
 chunk has been started FRONTIER_MAX_CHUNK_ATTEMPTS times, and finalizes fully scored jobs whose finalize task
-was lost. Prints one JSON line per job it changed. For cron, or for a deployment whose workers are all gone.
+was lost; re-queues probe tasks silent for FRONTIER_PROBE_TIMEOUT_S and fails those out of attempts. Prints one
+JSON line per job or probe run it changed. For cron, or for a deployment whose workers are all gone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Sweep once, or every `--every` seconds until interrupted."""
     from workers.curation import sweep
+    from workers.probes import sweep_probes
 
     while True:
         for result in sweep():
@@ -40,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
                     "finalized": result.finalized,
                 }
                 print(json.dumps(line), flush=True)
+        for probe in sweep_probes():
+            if probe.requeued or probe.failed:
+                requeued = [{"condition": condition, "seed": seed} for condition, seed in probe.requeued]
+                print(json.dumps({"probe_id": probe.probe_id, "requeued": requeued, "failed": list(probe.failed)}))
         if args.every is None:
             return 0
         try:
