@@ -24,14 +24,18 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class CurationTask(Task):  # type: ignore[misc]
-    """Records a job's failure with its cause once a task has failed for good (not for an outage)."""
+class RetryingTask(Task):  # type: ignore[misc]
+    """Retries a task through a brief database or broker outage, with jittered exponential backoff."""
 
     autoretry_for = TRANSIENT_ERRORS
     retry_backoff = 2
     retry_backoff_max = 60
     retry_jitter = True
     max_retries = 5
+
+
+class CurationTask(RetryingTask):
+    """Records a job's failure with its cause once a task has failed for good (not for an outage)."""
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
@@ -74,14 +78,8 @@ def finalize_job(job_id: str) -> None:
     finalize(uuid.UUID(job_id))
 
 
-class ProbeConditionTask(Task):  # type: ignore[misc]
+class ProbeConditionTask(RetryingTask):
     """Records a probe task's failure with its cause once its queue task has failed for good (not for an outage)."""
-
-    autoretry_for = TRANSIENT_ERRORS
-    retry_backoff = 2
-    retry_backoff_max = 60
-    retry_jitter = True
-    max_retries = 5
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
