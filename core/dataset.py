@@ -149,7 +149,7 @@ def parse_jsonl(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMIT
         raw = raw[3:]
     if not raw.strip():
         raise DatasetError("the file is empty: expected one JSON object per line")
-    return _validate_all(_jsonl_objects(raw, limits), unit="line", limits=limits)
+    return _validate_all(jsonl_objects(raw, limits), unit="line", limits=limits)
 
 
 def parse_parquet(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMITS) -> list[SampleRecord]:
@@ -229,7 +229,8 @@ def _read_bytes(data: bytes | BinaryIO | Path) -> bytes:
     return data.read()
 
 
-def _jsonl_objects(raw: bytes, limits: Limits) -> Iterator[tuple[int, object]]:
+def jsonl_objects(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[int, object]]:
+    """(line number, decoded JSON) of each non-blank JSONL line; errors name the line (and the limit crossed)."""
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if len(line) > limits.max_record_bytes:
             raise LimitError(

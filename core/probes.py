@@ -9,14 +9,13 @@ probe engine (workers/probing, torch) trains and evaluates with the same definit
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from core.dataset import ORIGINAL, DatasetError, LimitError
+from core.dataset import ORIGINAL, DatasetError, LimitError, jsonl_objects
 
 # The condition names: `teacher:NAME`, `original`, `union` (every teacher's refinements pooled) and
 # `decision_set:ID` (a decision set's retained samples, each with its chosen candidate).
@@ -265,15 +264,7 @@ def parse_eval_set(data: bytes, *, max_items: int = DEFAULT_PROBE_LIMITS.probe_m
         rows = list(enumerate(table.to_pylist(), start=1))
         unit = "row"
     else:
-        parsed: list[tuple[int, object]] = []
-        for number, raw in enumerate(data.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                parsed.append((number, json.loads(raw)))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise DatasetError(f"not valid JSON: {exc}", line=number) from exc
-        rows = parsed
+        rows = list(jsonl_objects(data))
         unit = "line"
     if not rows:
         raise DatasetError("the eval set has no rows", field="eval_set")
