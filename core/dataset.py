@@ -12,19 +12,24 @@ Three record layouts map onto one native sample (the layout is remembered so exp
 
 A refinement's missing ``instruction`` and ``input`` are taken from its sample. Every error names the
 record (1-based line, row or sample number) and the field, and nothing is returned unless all records pass:
-a job is created whole or not at all. Size limits (`Limits`: records, bytes per record, candidates per
-sample, characters per text, JSON depth, bytes after gzip decompression) raise `LimitError`, which names
-the limit and its setting. JSONL may be gzip-compressed; it is decompressed under the byte limit, so a
-compressed bomb stops at the limit instead of filling memory. Torch-free and workers-free on purpose: the
-API imports this (`workers.curation.candidates_of` turns `candidate_texts` into the engine's `Candidate`s).
+a job is created whole or not at all. `iter_dataset` is the streaming reader of big files (service.jobs.ingest):
+the same records and errors, yielded one at a time in bounded memory (duplicate ids are left to its caller).
+Size limits (`Limits`: records, bytes per record, candidates per sample, characters per text, JSON depth, bytes
+after gzip decompression) raise `LimitError`, which names the limit and its setting. JSONL may be
+gzip-compressed; it is decompressed under the byte limit, so a compressed bomb stops at the limit instead of
+filling memory. Torch-free and workers-free on purpose: the API imports this (`workers.curation.candidates_of`
+turns `candidate_texts` into the engine's `Candidate`s).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -80,6 +85,12 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+UTF8_BOM = b"\xef\xbb\xbf"
+# Streaming reads: file blocks, compressed input per inflate, and the rows of one decoded Parquet batch.
+STREAM_BLOCK = 1024 * 1024
+GZIP_INPUT_BLOCK = 64 * 1024
+PARQUET_BATCH_ROWS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,8 @@ class SampleRecord:
     layout: Layout = "native"
     line: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
+    # The record's JSON text as read, when the reader kept it (streaming JSONL): stored as is, not re-encoded.
+    text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def teachers(self) -> list[str]:
@@ -124,18 +137,25 @@ class CandidateText:
 
 def candidate_texts(record: SampleRecord) -> list[CandidateText]:
     """Every candidate of a sample, the original first; a refinement inherits the fields it leaves out."""
-    candidates = [CandidateText(ORIGINAL, None, record.instruction, record.input, record.response)]
+    return [CandidateText(*row) for row in candidate_rows(record)]
+
+
+def candidate_rows(record: SampleRecord) -> list[tuple[str, str | None, str, str, str]]:
+    """candidate_texts as plain (name, teacher, instruction, input, response) tuples: what bulk stores write."""
+    rows: list[tuple[str, str | None, str, str, str]] = [
+        (ORIGINAL, None, record.instruction, record.input, record.response)
+    ]
     for refinement in record.refinements:
-        candidates.append(
-            CandidateText(
-                name=refinement.teacher,
-                teacher=refinement.teacher,
-                instruction=refinement.instruction if refinement.instruction is not None else record.instruction,
-                input=refinement.input if refinement.input is not None else record.input,
-                response=refinement.response,
+        rows.append(
+            (
+                refinement.teacher,
+                refinement.teacher,
+                refinement.instruction if refinement.instruction is not None else record.instruction,
+                refinement.input if refinement.input is not None else record.input,
+                refinement.response,
             )
         )
-    return candidates
+    return rows
 
 
 def parse_jsonl(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMITS) -> list[SampleRecord]:
@@ -145,8 +165,8 @@ def parse_jsonl(data: bytes | BinaryIO | Path, *, limits: Limits = DEFAULT_LIMIT
         raw = _gunzip(raw, limits)
     elif len(raw) > limits.max_dataset_bytes:
         raise LimitError(f"the dataset is {len(raw):,} bytes", limit=Limits.setting("max_dataset_bytes"))
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    if raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM) :]
     if not raw.strip():
         raise DatasetError("the file is empty: expected one JSON object per line")
     return _validate_all(jsonl_objects(raw, limits), unit="line", limits=limits)
@@ -195,30 +215,210 @@ def parse_dataset(
 ) -> list[SampleRecord]:
     """Parse JSONL (optionally gzip) or Parquet, choosing by `fmt`, else by file name, else by magic bytes."""
     raw = _read_bytes(data)
-    if fmt is None:
-        lowered = name.lower().removesuffix(".gz")
-        if lowered.endswith((".parquet", ".pq")) or (raw[:4] == b"PAR1" and not lowered.endswith(".jsonl")):
-            fmt = "parquet"
-        else:
-            fmt = "jsonl"
+    fmt = fmt or detect_format(name, raw[:4])
     return parse_parquet(raw, limits=limits) if fmt == "parquet" else parse_jsonl(raw, limits=limits)
 
 
-def _gunzip(raw: bytes, limits: Limits) -> bytes:
-    """Decompress gzip data, stopping as soon as the output would pass `max_dataset_bytes`."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(raw, limits.max_dataset_bytes + 1)
-    except zlib.error as exc:
-        raise DatasetError(f"not a readable gzip file: {exc}") from exc
-    if len(out) > limits.max_dataset_bytes:
-        raise LimitError(
-            f"the dataset decompresses to more than {limits.max_dataset_bytes:,} bytes",
-            limit=Limits.setting("max_dataset_bytes"),
+def detect_format(name: str, head: bytes) -> DatasetFormat:
+    """A dataset's format by its file name, else by its first bytes (Parquet's magic), else JSONL."""
+    lowered = name.lower().removesuffix(".gz")
+    if lowered.endswith((".parquet", ".pq")) or (head[:4] == PARQUET_MAGIC and not lowered.endswith(".jsonl")):
+        return "parquet"
+    return "jsonl"
+
+
+def record_unit(fmt: DatasetFormat) -> str:
+    """What a format's records are numbered by in errors: JSONL lines or Parquet rows."""
+    return "row" if fmt == "parquet" else "line"
+
+
+def iter_dataset(
+    path: Path,
+    *,
+    fmt: DatasetFormat | None = None,
+    name: str = "",
+    limits: Limits = DEFAULT_LIMITS,
+    skip: int = 0,
+) -> Generator[SampleRecord, None, None]:
+    """Stream a dataset file's records in bounded memory: JSONL line by line (gzip found by its magic bytes and
+    inflated as it is read), Parquet a batch of rows at a time within each row group.
+
+    Each record is validated as parse_dataset validates it, with the same errors (record number, field, the limit
+    and its setting), raised when the reader gets there: the records before a bad one have been yielded already.
+    Duplicate ids are not checked here (that needs every id seen so far: the caller's store catches them, and
+    `duplicate_id_error` words them). The first `skip` records are counted (limits, line numbers) but neither
+    validated nor yielded: a read resumed after them. The format is `fmt`, else decided as parse_dataset does
+    from `name` (default: the file's name) and the first bytes.
+    """
+    fmt = fmt or sniff_file(path, name)
+    if fmt == "parquet":
+        yield from _iter_parquet(path, limits, skip)
+        return
+    texts = _jsonl_texts(path, limits)
+    skipped = sum(1 for _ in islice(texts, skip))
+    objects = ((number, _json_value(text, number, limits), text) for number, text in texts)
+    yield from _validate_each(objects, unit="line", limits=limits, start=skipped)
+
+
+def sniff_file(path: Path, name: str = "") -> DatasetFormat:
+    """The format of a dataset file, by `name` (default: the file's own name), else by its first bytes."""
+    with path.open("rb") as handle:
+        return detect_format(name or path.name, handle.read(4))
+
+
+def record_line(path: Path, ordinal: int, *, fmt: DatasetFormat, limits: Limits = DEFAULT_LIMITS) -> int:
+    """The line (JSONL) or row (Parquet) of the dataset's record number `ordinal` (0-based), read afresh."""
+    if fmt == "parquet":
+        return ordinal + 1
+    for count, (number, _) in enumerate(_jsonl_texts(path, limits)):
+        if count == ordinal:
+            return number
+    raise DatasetError(f"the dataset has no record {ordinal + 1}")
+
+
+def _jsonl_texts(path: Path, limits: Limits) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a JSONL file, gzip or not, read a line at a time.
+
+    A line is never read past `max_record_bytes` (+1, to know it is over), and gzip data never inflated past
+    `max_dataset_bytes`, so memory stays bounded whatever the file holds.
+    """
+    bound = limits.max_record_bytes
+    with path.open("rb", buffering=STREAM_BLOCK) as handle:
+        gzipped = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        stream: BinaryIO
+        if gzipped:
+            stream = io.BufferedReader(_GunzipStream(handle, limits), STREAM_BLOCK)
+        else:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_dataset_bytes:
+                raise LimitError(f"the dataset is {size:,} bytes", limit=Limits.setting("max_dataset_bytes"))
+            stream = handle
+        number, saw_content, found = 0, False, False
+        while line := stream.readline(bound + 1):
+            number += 1
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            elif len(line) > bound:
+                raise LimitError(
+                    f"the line is longer than {bound:,} bytes",
+                    limit=Limits.setting("max_record_bytes"),
+                    line=number,
+                )
+            if number == 1 and line.startswith(UTF8_BOM):
+                line = line[len(UTF8_BOM) :]
+            saw_content = saw_content or bool(line.strip())
+            text = _line_text(line, number)
+            if text is not None:
+                found = True
+                yield number, text
+    if not found:
+        raise DatasetError(
+            "the file has no records" if saw_content else "the file is empty: expected one JSON object per line"
         )
-    if not inflater.eof:
-        raise DatasetError("not a readable gzip file: the compressed data is truncated")
-    return out
+
+
+class _GunzipStream(io.RawIOBase):
+    """A gzip file (one member or several, as bgzip and pigz write) inflated as it is read, and refused as soon
+    as its output passes `max_dataset_bytes`: a compressed bomb stops at the limit instead of filling memory."""
+
+    def __init__(self, source: BinaryIO, limits: Limits) -> None:
+        self._source = source
+        self._limit = limits.max_dataset_bytes
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._input = b""
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = len(buffer)
+        while True:
+            if self._inflater.eof:
+                rest = self._inflater.unused_data or self._source.read(GZIP_INPUT_BLOCK)
+                if not rest:
+                    return 0
+                self._inflater, self._input = zlib.decompressobj(wbits=31), rest
+            data = self._inflater.unconsumed_tail or self._input or self._source.read(GZIP_INPUT_BLOCK)
+            self._input = b""
+            if not data:
+                raise DatasetError("not a readable gzip file: the compressed data is truncated")
+            try:
+                out = self._inflater.decompress(data, size)
+            except zlib.error as exc:
+                raise DatasetError(f"not a readable gzip file: {exc}") from exc
+            if out:
+                self._total += len(out)
+                if self._total > self._limit:
+                    raise LimitError(
+                        f"the dataset decompresses to more than {self._limit:,} bytes",
+                        limit=Limits.setting("max_dataset_bytes"),
+                    )
+                buffer[: len(out)] = out
+                return len(out)
+
+
+def _iter_parquet(path: Path, limits: Limits, skip: int) -> Iterator[SampleRecord]:
+    """A Parquet file's rows validated as records, decoded PARQUET_BATCH_ROWS rows at a time, row group by row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DatasetError("the file is empty: expected a Parquet file")
+    try:
+        # No pre-buffering: it would read a whole row group's column chunks (often the whole file) up front.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=STREAM_BLOCK)
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"not a readable Parquet file: {exc}") from exc
+    with parquet:
+        metadata = parquet.metadata
+        # Checked from the footer, before any row is decoded.
+        if metadata.num_rows > limits.max_records:
+            raise LimitError(
+                f"the file has {metadata.num_rows:,} rows, over {limits.max_records:,}",
+                limit=Limits.setting("max_records"),
+            )
+        if metadata.num_rows == 0:
+            raise DatasetError("the Parquet file has no rows")
+        # A resumed read starts at the row group holding record `skip`.
+        first_group, skipped = 0, 0
+        while first_group < metadata.num_row_groups and skipped + metadata.row_group(first_group).num_rows <= skip:
+            skipped += metadata.row_group(first_group).num_rows
+            first_group += 1
+        rows = _parquet_rows(parquet, range(first_group, metadata.num_row_groups), skipped, limits)
+        numbered = ((number, row, None) for number, row in rows if number > skip)
+        yield from _validate_each(numbered, unit="row", limits=limits, start=min(skip, metadata.num_rows))
+
+
+def _parquet_rows(parquet: Any, groups: range, before: int, limits: Limits) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) of the given row groups, numbered after `before` rows; decoded bytes are limited."""
+    import pyarrow as pa
+
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=list(groups), use_threads=False)
+    number, decoded = before, 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise DatasetError(f"not a readable Parquet file: {exc}") from exc
+        if batch is None:
+            return
+        decoded += batch.nbytes
+        if decoded > limits.max_dataset_bytes:
+            raise LimitError(
+                f"the decoded table is more than {limits.max_dataset_bytes:,} bytes",
+                limit=Limits.setting("max_dataset_bytes"),
+            )
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def _gunzip(raw: bytes, limits: Limits) -> bytes:
+    """Decompress gzip data (every member), stopping as soon as the output would pass `max_dataset_bytes`."""
+    with io.BufferedReader(_GunzipStream(io.BytesIO(raw), limits), STREAM_BLOCK) as stream:
+        return stream.read()
 
 
 def _read_bytes(data: bytes | BinaryIO | Path) -> bytes:
@@ -238,44 +438,70 @@ def jsonl_objects(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple
                 limit=Limits.setting("max_record_bytes"),
                 line=number,
             )
-        if b"\x00" in line:
-            raise DatasetError("contains a NUL byte", line=number)
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"invalid UTF-8 at byte offset {exc.start}", line=number) from exc
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number) from exc
-        except RecursionError as exc:
-            raise LimitError(
-                f"JSON nested deeper than {limits.max_json_depth} levels",
-                limit=Limits.setting("max_json_depth"),
-                line=number,
-            ) from exc
-        yield number, value
+        text = _line_text(line, number)
+        if text is not None:
+            yield number, _json_value(text, number, limits)
+
+
+def _line_text(line: bytes, number: int) -> str | None:
+    """A JSONL line as text, None when blank; NUL bytes and invalid UTF-8 are errors naming the line."""
+    if b"\x00" in line:
+        raise DatasetError("contains a NUL byte", line=number)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"invalid UTF-8 at byte offset {exc.start}", line=number) from exc
+    return text if text.strip() else None
+
+
+def _json_value(text: str, number: int, limits: Limits) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"not valid JSON: {exc.msg} (column {exc.colno})", line=number) from exc
+    except RecursionError as exc:
+        raise LimitError(
+            f"JSON nested deeper than {limits.max_json_depth} levels",
+            limit=Limits.setting("max_json_depth"),
+            line=number,
+        ) from exc
 
 
 def _depth(value: object) -> int:
-    """Nesting depth of decoded JSON (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, level + 1)
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+    """Nesting depth of decoded JSON (a scalar is 0), a level at a time, without recursion."""
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level:
+        depth += 1
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return depth
 
 
 def _validate_all(objects: Iterable[tuple[int, object]], *, unit: str, limits: Limits) -> list[SampleRecord]:
     records: list[SampleRecord] = []
     first_line: dict[str, int] = {}
-    for number, value in objects:
-        if len(records) == limits.max_records:
+    for record in _validate_each(((number, value, None) for number, value in objects), unit=unit, limits=limits):
+        if record.id in first_line:
+            raise duplicate_id_error(record, first_line[record.id], unit)
+        first_line[record.id] = record.line
+        records.append(record)
+    if not records:
+        raise DatasetError("the file has no records")
+    return records
+
+
+def _validate_each(
+    objects: Iterable[tuple[int, object, str | None]], *, unit: str, limits: Limits, start: int = 0
+) -> Iterator[SampleRecord]:
+    """Each (number, value, its JSON text if kept) validated into a record, in order, after `start` records already
+    counted; the record count and the JSON depth are limited."""
+    count = start
+    for number, value, text in objects:
+        if count == limits.max_records:
             raise LimitError(
                 f"more than {limits.max_records:,} records", limit=Limits.setting("max_records"), line=number, unit=unit
             )
@@ -286,19 +512,15 @@ def _validate_all(objects: Iterable[tuple[int, object]], *, unit: str, limits: L
                 line=number,
                 unit=unit,
             )
-        record = _validate(value, number, unit, limits)
-        if record.id in first_line:
-            raise DatasetError(
-                f"duplicate id {record.id!r} (first on {unit} {first_line[record.id]})",
-                line=number,
-                field="id",
-                unit=unit,
-            )
-        first_line[record.id] = number
-        records.append(record)
-    if not records:
-        raise DatasetError("the file has no records")
-    return records
+        count += 1
+        yield _validate(value, number, unit, limits, text)
+
+
+def duplicate_id_error(record: SampleRecord, first: int, unit: str) -> DatasetError:
+    """The error of a record whose id an earlier record (at `first`) already has."""
+    return DatasetError(
+        f"duplicate id {record.id!r} (first on {unit} {first})", line=record.line, field="id", unit=unit
+    )
 
 
 def _type_name(value: object) -> str:
@@ -341,7 +563,7 @@ class _Checker:
         return value
 
 
-def _validate(value: object, number: int, unit: str, limits: Limits) -> SampleRecord:
+def _validate(value: object, number: int, unit: str, limits: Limits, text: str | None = None) -> SampleRecord:
     check = _Checker(number, unit, limits)
     if not isinstance(value, dict):
         raise check.fail(None, f"expected a JSON object, got {_type_name(value)}")
@@ -377,6 +599,7 @@ def _validate(value: object, number: int, unit: str, limits: Limits) -> SampleRe
         layout=layout,
         line=number,
         raw=raw,
+        text=text,
     )
 
 

@@ -1,7 +1,8 @@
 """A typed Python client of the v1 API: submit a dataset, follow the job, read its decisions, download the result.
 
     with Client.from_env() as frontier:                     # FRONTIER_SERVER, FRONTIER_API_KEY
-        job = frontier.submit("data.jsonl", student="/models/student")
+        job = frontier.submit("data.jsonl", student="/models/student")      # streamed from disk
+        job = frontier.submit_reference("/data/big.jsonl.gz", student="/models/student")   # read by the server
         job = frontier.wait(job.id, progress=lambda job: print(job.progress.scored))
         frontier.export(job.id, "retained.parquet", format="parquet")
         probe = frontier.create_probe(job.id, steps=100, seeds=3)            # docs/probes.md
@@ -9,9 +10,9 @@
 
 Responses are the API's own pydantic models (service.jobs.schemas), except probe runs, which come back as the
 spec's ProbeOut JSON (plain dicts). Refusals are `FrontierError`s that carry the server's message, by status: 401
-`AuthenticationError`, 404 `NotFoundError`, 409 `ConflictError`, 413 `TooLargeError`, 422 `BadRequestError` (with
-the dataset line and field where the server names them), anything else `ServerError`, and no answer at all
-`ServerUnreachableError`. Imports only httpx and the schemas: no torch, no database.
+`AuthenticationError`, 403 `ForbiddenError`, 404 `NotFoundError`, 409 `ConflictError`, 413 `TooLargeError`, 422
+`BadRequestError` (with the dataset line and field where the server names them), anything else `ServerError`, and
+no answer at all `ServerUnreachableError`. Imports only httpx and the schemas: no torch, no database.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class AuthenticationError(FrontierError):
     """401: the API key is missing, unknown or revoked."""
 
 
+class ForbiddenError(FrontierError):
+    """403: a dataset path outside the server's FRONTIER_DATASET_ROOTS (or references turned off there)."""
+
+
 class NotFoundError(FrontierError):
     """404: no such job or sample (or another tenant's)."""
 
@@ -99,6 +104,7 @@ OUTAGE_STATUSES = (502, 503, 504)
 
 _BY_STATUS: dict[int, type[FrontierError]] = {
     401: AuthenticationError,
+    403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
     413: TooLargeError,
@@ -161,7 +167,12 @@ class Client:
         format: ExportFormat | None = None,
         idempotency_key: str | None = None,
     ) -> JobOut:
-        """Upload a JSONL or Parquet dataset as a new job for `student` (a checkpoint path on the server's side)."""
+        """Upload a JSONL (gzip or not) or Parquet dataset as a new job for `student` (a path on the server's side).
+
+        The file is streamed from disk in blocks (httpx's multipart reads an open file 64 KiB at a time), never
+        read whole into memory. A small file comes back `queued`; a large one `ingesting` (the server stores it
+        in the background: `wait` follows it through that state).
+        """
         path = Path(data)
         fields = {"student": student, "policy": policy, "template": template, "format": format}
         form = {name: value for name, value in fields.items() if value is not None}
@@ -169,10 +180,33 @@ class Client:
             form["params"] = json.dumps(params)
         if rank_clip is not None:
             form["rank_clip"] = str(rank_clip)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with path.open("rb") as handle:
             files = {"file": (path.name, handle, "application/octet-stream")}
-            response = self._request("POST", "/v1/jobs", files=files, data=form, headers=headers)
+            response = self._request("POST", "/v1/jobs", files=files, data=form, headers=_idempotency(idempotency_key))
+        return JobOut.model_validate_json(response.content)
+
+    def submit_reference(
+        self,
+        path: str,
+        *,
+        student: str,
+        policy: str | None = None,
+        params: dict[str, Any] | None = None,
+        template: TemplateName | None = None,
+        rank_clip: int | None = None,
+        format: ExportFormat | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobOut:
+        """A new job over a dataset file already on the server's machine (`path` there, under its dataset roots).
+
+        Nothing is uploaded: the server reads the file itself (JSONL, gzip JSONL or Parquet) in the background,
+        so the job comes back `ingesting`. A path outside FRONTIER_DATASET_ROOTS is a ForbiddenError.
+        """
+        body: dict[str, Any] = {"dataset": {"path": path, "format": format}, "student": student}
+        wanted = {"policy": policy, "params": params, "template": template, "rank_clip": rank_clip, "name": name}
+        body.update({key: value for key, value in wanted.items() if value is not None})
+        response = self._request("POST", "/v1/jobs", json=body, headers=_idempotency(idempotency_key))
         return JobOut.model_validate_json(response.content)
 
     def jobs(self, *, status: JobStatusName | None = None, limit: int | None = None) -> Iterator[JobOut]:
@@ -491,6 +525,10 @@ def _poll_until_finished(
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"{what} is still {state} after {timeout:.0f}s")
         time.sleep(poll_seconds)
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

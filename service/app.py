@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.requests import ClientDisconnect
 
 from core.dataset import DatasetError, LimitError
+from core.dataset_roots import ROOTS_SETTING, DatasetPathRefusedError
 from core.errors import ConflictError, InputError, NotFoundError, UnavailableError
 from service.auth import AuthError
 from service.dashboard.router import mount_dashboard
@@ -95,6 +97,16 @@ def create_app() -> FastAPI:
     @app.exception_handler(PolicyError)
     async def _policy_error(_: Request, exc: PolicyError) -> JSONResponse:
         return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field=exc.field or "policy")
+
+    @app.exception_handler(DatasetPathRefusedError)
+    async def _dataset_path_refused(_: Request, exc: DatasetPathRefusedError) -> JSONResponse:
+        return _error(status.HTTP_403_FORBIDDEN, str(exc), field=exc.field, setting=ROOTS_SETTING)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client closed the connection mid-request: nobody reads this answer, and what it sent was discarded.
+        logger.info("client disconnected during %s %s", request.method, request.url.path)
+        return _error(status.HTTP_400_BAD_REQUEST, "the client disconnected before the request was complete")
 
     @app.exception_handler(InputError)
     async def _input_error(_: Request, exc: InputError) -> JSONResponse:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -36,8 +37,9 @@ def utcnow() -> datetime:
 
 
 class JobStatus(StrEnum):
-    """Where a job is in its life."""
+    """Where a job is in its life; `ingesting`: its dataset is being read and stored by an ingest task."""
 
+    ingesting = "ingesting"
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -171,6 +173,19 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A dataset stored by an ingest task (service.jobs.ingest) in batches: the file it reads and its format, and
+    # whether the job owns it (a spooled upload, deleted once ingest ends). None for a job created whole.
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_format: Mapped[str | None] = mapped_column(String(20))
+    source_owned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Records read, validated and stored so far (the job's samples; batches commit whole).
+    ingested_records: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Starts of the ingest task since it last stored a batch: bounded by FRONTIER_MAX_CHUNK_ATTEMPTS.
+    ingest_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The ingest's last sign of life (created, a batch stored, re-sent by the sweep): the sweep times it out from here.
+    ingest_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The line (JSONL) or row (Parquet) of the record that failed the ingest, if one did.
+    rejected_line: Mapped[int | None] = mapped_column(Integer)
 
     student: Mapped[Student] = relationship(lazy="raise")
 
@@ -292,6 +307,9 @@ class Decision(Base):
     __table_args__ = (
         UniqueConstraint("decision_set_id", "sample_id"),
         Index(None, "job_id", "decision_set_id", "decision"),
+        # Deleting a sample (a failed ingest leaves none behind) looks its decisions up by sample: without this
+        # index, each deleted sample would scan every decision of every job.
+        Index(None, "sample_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

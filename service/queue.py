@@ -21,6 +21,7 @@ from service.settings import Settings, get_settings
 SCORE_CHUNK_TASK = "frontier.score_chunk"
 FINALIZE_JOB_TASK = "frontier.finalize_job"
 PROBE_TASK = "frontier.probe_condition"
+INGEST_JOB_TASK = "frontier.ingest_job"
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.gpu_queue,
-        "task_routes": {"frontier.*": {"queue": settings.gpu_queue}},
+        # Ingest (parsing and storing a dataset) is CPU and database work: its own queue, so a CPU worker takes it
+        # and GPU workers keep scoring (an exact name wins over the pattern).
+        "task_routes": {
+            INGEST_JOB_TASK: {"queue": settings.ingest_queue_name},
+            "frontier.*": {"queue": settings.gpu_queue},
+        },
         "task_serializer": "json",
         "accept_content": ["json"],
         # Progress and results live in the database; a result backend would be a second source of truth.
@@ -100,6 +106,29 @@ def enqueue_chunks(job_id: uuid.UUID, n_chunks: int, settings: Settings | None =
         # The job is already committed: it is accepted, and the sweep re-sends chunks that wait past
         # FRONTIER_CHUNK_TIMEOUT_S, so refusing the request now would only invite a duplicate job.
         log.warning("job %s: broker unreachable, its %d chunks wait for the sweep", job_id, n_chunks, exc_info=True)
+
+
+def enqueue_chunk_indexes(job_id: uuid.UUID, indexes: Sequence[int], settings: Settings | None = None) -> None:
+    """Queue scoring tasks for some chunks of a job (an ingest batch's); if the broker is down, the sweep does later."""
+    try:
+        send_chunks(job_id, indexes, settings)
+    except KombuOperationalError:
+        log.warning("job %s: broker unreachable, %d chunks wait for the sweep", job_id, len(indexes), exc_info=True)
+
+
+def send_ingest(job_id: uuid.UUID, settings: Settings | None = None) -> None:
+    """Queue the job's ingest task on the ingest queue; raises if the broker cannot be reached."""
+    get_queue(settings).send_task(INGEST_JOB_TASK, args=[str(job_id)])
+
+
+def enqueue_ingest(job_id: uuid.UUID, settings: Settings | None = None) -> None:
+    """Queue the ingest task of a new `ingesting` job; if the broker is down, the sweep queues it later."""
+    try:
+        send_ingest(job_id, settings)
+    except KombuOperationalError:
+        # The job is committed and accepted: the sweep re-sends the ingest of a job silent for
+        # FRONTIER_CHUNK_TIMEOUT_S, so refusing the request now would only invite a duplicate job.
+        log.warning("job %s: broker unreachable, its ingest waits for the sweep", job_id, exc_info=True)
 
 
 def enqueue_finalize(job_id: uuid.UUID, settings: Settings | None = None) -> None:

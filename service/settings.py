@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # Student checkpoints must resolve inside one of these; None allows any local path (embedded use).
     student_roots: list[Path] | None = None
+    # Datasets given by reference (`{"dataset": {"path": ...}}`) must resolve inside one of these; None refuses
+    # references on a deployment with FRONTIER_DATABASE_URL set and allows any local path on the embedded one.
+    dataset_roots: list[Path] | None = None
     default_policy: str = "reflection"
     template: TemplateName = DEFAULT_TEMPLATE
     # The clip r of the token ranks behind rank_mean and rsr when a job names none (arXiv 2601.14249 uses 100).
@@ -57,6 +60,17 @@ class Settings(BaseSettings):
     device: str = "auto"
     dtype: str = "auto"
     gpu_queue: str = "gpu"
+    # Where ingest tasks (parsing and storing a big dataset) go; None: "<gpu_queue>.ingest". A CPU worker consumes
+    # it in production (compose's `ingest` service); the embedded worker consumes both.
+    ingest_queue: str | None = None
+    # Uploads are spooled here (never held whole in memory) and read by the ingest task: a volume the API and the
+    # ingest worker share. None: `<data_dir>/uploads`.
+    upload_dir: Path | None = None
+    # Uploads up to this size are parsed and stored inside the request (a bad file is a 422, as before); larger
+    # ones are accepted at once as an `ingesting` job and stored by an ingest task.
+    sync_ingest_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    # Records parsed and stored per ingest transaction (and so the granularity of chunk tasks starting early).
+    ingest_batch_records: int = Field(default=5000, ge=1)
 
     # "keys": every /v1 request needs an API key (`frontier keys create`); "none": no keys, every caller is
     # the local tenant, and `frontier serve` refuses a non-loopback address. Default: "none" on the embedded
@@ -64,7 +78,9 @@ class Settings(BaseSettings):
     auth: Literal["keys", "none"] | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Uploads stream to disk (upload_folder), never whole into memory, so this bounds disk, not RAM: the default
+    # matches FRONTIER_MAX_DATASET_BYTES, the most a dataset may decode to.
+    max_upload_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     # Dataset limits (core.dataset.Limits): each refusal names its FRONTIER_* variable.
     max_records: int = Field(default=DEFAULT_LIMITS.max_records, ge=1)
     max_record_bytes: int = Field(default=DEFAULT_LIMITS.max_record_bytes, ge=1)
@@ -107,6 +123,16 @@ class Settings(BaseSettings):
     def probe_limits(self) -> ProbeLimits:
         """The probe-run limits these settings set."""
         return ProbeLimits(**{limit.name: getattr(self, limit.name) for limit in fields(ProbeLimits)})
+
+    @property
+    def ingest_queue_name(self) -> str:
+        """The queue of ingest tasks."""
+        return self.ingest_queue or f"{self.gpu_queue}.ingest"
+
+    @property
+    def upload_folder(self) -> Path:
+        """Where uploads are spooled before they are ingested."""
+        return self.upload_dir.expanduser().resolve() if self.upload_dir is not None else self.data_dir / "uploads"
 
     @property
     def database_dsn(self) -> str:

@@ -32,6 +32,8 @@ REDIS_URL = os.environ.get("FRONTIER_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DATABASE = f"frontier_test_{os.getpid()}"
 TEST_REDIS_DB = 13
 TEST_QUEUE = f"gpu-test-{os.getpid()}"
+# Where ingest tasks go (Settings.ingest_queue_name); the tests' worker consumes both (workers.local).
+TEST_INGEST_QUEUE = f"{TEST_QUEUE}.ingest"
 
 
 def _postgres_up() -> bool:
@@ -122,7 +124,7 @@ def ensure_redis() -> str:
     """The real Redis (the tests use a queue named for this session); returns its broker URL."""
     _ensure("Redis", _redis_up, _start_redis)
     url = f"{REDIS_URL}/{TEST_REDIS_DB}"
-    redis.Redis.from_url(url).delete(TEST_QUEUE)
+    redis.Redis.from_url(url).delete(TEST_QUEUE, TEST_INGEST_QUEUE)
     return url
 
 

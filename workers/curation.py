@@ -15,7 +15,7 @@ from core.dataset import SampleRecord, candidate_texts
 from service.db import session_scope, unit_of_work
 from service.jobs import lifecycle, recovery, score_cache
 from service.models import utcnow
-from service.queue import send_chunks
+from service.queue import send_chunks, send_ingest
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -155,8 +155,8 @@ def record_failure(job_id: uuid.UUID, error: str) -> None:
 def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
     """Recover every stalled job (service.jobs.recovery), each in its own transaction; returns what was done.
 
-    Re-queued chunks are sent before their transaction commits: if the broker is down the transaction rolls
-    back, so the next sweep tries them again instead of waiting another timeout. Probe runs have their own sweep
+    Re-queued chunks and ingests are sent before their transaction commits: if the broker is down the transaction
+    rolls back, so the next sweep tries them again instead of waiting another timeout. Probe runs have their own sweep
     (workers.probes.sweep_probes); the worker's sweeper and `frontier sweep` run both.
     """
     settings = settings or get_settings()
@@ -175,7 +175,9 @@ def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:
             )
             if result.requeued:
                 send_chunks(job_id, result.requeued, settings)
-        if result.requeued or result.failed or result.finalized:
+            if result.ingest_requeued:
+                send_ingest(job_id, settings)
+        if result.requeued or result.failed or result.finalized or result.ingest_requeued:
             log.warning("sweep: job %s: %s", job_id, result, extra={"job_id": job_id})
         done.append(result)
     return done

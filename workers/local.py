@@ -17,13 +17,15 @@ from service.settings import Settings
 
 
 def worker_command(settings: Settings, *, pool: str = "solo", loglevel: str = "WARNING") -> list[str]:
-    """The command line of a one-process worker on the settings' GPU queue.
+    """The command line of a one-process worker on the settings' GPU queue and ingest queue.
 
     `solo` (default) scores in the worker process itself; `prefork` is production's shape: a parent that
-    never imports torch and one forked child that loads the student on its first task.
+    never imports torch and one forked child that loads the student on its first task. Production runs a CPU
+    worker for the ingest queue; this one machine's worker takes both, ingests first (one task at a time).
     """
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker"]
-    command += ["-Q", settings.gpu_queue, "-l", loglevel, "-n", f"frontier-local-{os.getpid()}@%h"]
+    queues = f"{settings.gpu_queue},{settings.ingest_queue_name}"
+    command += ["-Q", queues, "-l", loglevel, "-n", f"frontier-local-{os.getpid()}@%h"]
     command += ["-P", pool, "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     return command
 

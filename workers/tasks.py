@@ -10,7 +10,7 @@ from celery import Task
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from service.queue import FINALIZE_JOB_TASK, PROBE_TASK, SCORE_CHUNK_TASK, enqueue_finalize
+from service.queue import FINALIZE_JOB_TASK, INGEST_JOB_TASK, PROBE_TASK, SCORE_CHUNK_TASK, enqueue_finalize
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ class CurationTask(RetryingTask):
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
     ) -> None:
         """Mark the job failed so it never stays `running` forever; an outage leaves the chunk to the sweep."""
-        from workers.curation import record_failure
-
         if isinstance(exc, TRANSIENT_ERRORS):
             # Retries ran out during an outage: failing the job would lose it to a blip. The sweep re-queues the
             # chunk (or finalizes the job) after FRONTIER_CHUNK_TIMEOUT_S, and FRONTIER_MAX_CHUNK_ATTEMPTS bounds it.
@@ -55,10 +53,16 @@ class CurationTask(RetryingTask):
             )
             return
         try:
-            record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
+            self.record_failure(uuid.UUID(args[0]), f"{self.name}: {type(exc).__name__}: {exc}")
         except DBAPIError:
             # The database itself is what failed; the job stays as it was and the error is in the worker log.
             log.exception("could not record the failure of job %s", args[0], extra={"job_id": args[0]})
+
+    def record_failure(self, job_id: uuid.UUID, error: str) -> None:
+        """Record the job's failure with its cause."""
+        from workers.curation import record_failure
+
+        record_failure(job_id, error)
 
 
 @app.task(name=SCORE_CHUNK_TASK, base=CurationTask)  # type: ignore[untyped-decorator]
@@ -76,6 +80,28 @@ def finalize_job(job_id: str) -> None:
     from workers.curation import finalize
 
     finalize(uuid.UUID(job_id))
+
+
+class IngestTask(CurationTask):
+    """Fails the job and removes what it stored once its ingest task has failed for good (not for an outage).
+
+    An outage leaves it to the sweep, which re-sends the ingest of a job silent for FRONTIER_CHUNK_TIMEOUT_S; it
+    resumes after the last stored batch.
+    """
+
+    def record_failure(self, job_id: uuid.UUID, error: str) -> None:
+        """Fail the ingesting job and delete every row it stored."""
+        from service.jobs.ingest import record_ingest_failure
+
+        record_ingest_failure(job_id, error)
+
+
+@app.task(name=INGEST_JOB_TASK, base=IngestTask)  # type: ignore[untyped-decorator]
+def ingest_job(job_id: str) -> None:
+    """Read an `ingesting` job's dataset file and store it in batches, queueing each batch's chunks as it commits."""
+    from service.jobs.ingest import ingest_job as ingest
+
+    ingest(uuid.UUID(job_id))
 
 
 class ProbeConditionTask(RetryingTask):

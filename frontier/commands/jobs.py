@@ -6,13 +6,14 @@ http://127.0.0.1:8000), the API key --api-key or FRONTIER_API_KEY (needed when t
 student directory or dataset path is sent as an absolute path, since the server resolves it on its own machine.
 
   JOB=$(frontier jobs submit examples/data/refinements.jsonl --student .cache/students/tiny --wait)
+  frontier jobs submit /data/tulu3.jsonl.gz --by-reference --student /models/student   # read by the server
   frontier jobs export $JOB --out retained.parquet
   frontier jobs report $JOB
   PROBE=$(frontier jobs probe $JOB --steps 100 --seeds 3 --wait)    # learning curves per condition
   frontier jobs probes $JOB $PROBE
 
 Exit codes: 0 done; 1 the server could not be reached, refused the key or failed (5xx); 2 bad input (arguments,
-a file that cannot be read, a request the server refused: 404, 409, 413, 422); 3 `watch`, `submit --wait` or
+a file that cannot be read, a request the server refused: 403, 404, 409, 413, 422); 3 `watch`, `submit --wait` or
 `probe --wait` on a job or probe run that ended failed or cancelled.
 """
 
@@ -62,8 +63,22 @@ def register(subparsers: Any) -> None:
         sub.set_defaults(act=handler)
         return sub
 
-    submit = action("submit", _submit, "upload a dataset as a new job; prints the job id")
-    submit.add_argument("data", type=Path, help="dataset: JSONL or Parquet (native, Alpaca or chat layout)")
+    submit = action(
+        "submit", _submit, "upload a dataset (streamed from disk) or name one on the server; prints the job id"
+    )
+    submit.add_argument(
+        "data",
+        type=Path,
+        help="dataset: JSONL (gzip or not) or Parquet (native, Alpaca or chat layout); with --by-reference, its "
+        "path on the server's machine",
+    )
+    submit.add_argument(
+        "--by-reference",
+        action="store_true",
+        help="upload nothing: the server reads DATA itself (under its FRONTIER_DATASET_ROOTS), for files too big "
+        "to upload",
+    )
+    submit.add_argument("--format", choices=("jsonl", "parquet"), default=None, help="default: by name, then content")
     submit.add_argument("--student", required=True, help="student checkpoint directory (on the server's machine)")
     submit.add_argument("--policy", default=None, help="decision policy (default: the server's, reflection)")
     submit.add_argument("--params", default=None, help="policy parameters as a JSON object")
@@ -73,7 +88,9 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="follow the job to its end (as `watch`)")
 
     listing = action("list", _list, "jobs, newest first")
-    listing.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "cancelled"), default=None)
+    listing.add_argument(
+        "--status", choices=("ingesting", "queued", "running", "succeeded", "failed", "cancelled"), default=None
+    )
     listing.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -223,23 +240,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _submit(client: Client, args: argparse.Namespace) -> int:
-    """Upload the dataset; print the job id on stdout (and, with --wait, follow it)."""
+    """Upload the dataset (or name it on the server); print the job id on stdout (and, with --wait, follow it)."""
     data: Path = args.data
-    if not data.is_file():
-        raise _UsageError(f"{data}: no such file")
-    job = client.submit(
-        data,
-        student=_server_path(args.student),
-        policy=args.policy,
-        params=_params(args.params),
-        template=args.template,
-        rank_clip=args.rank_clip,
-        idempotency_key=args.idempotency_key,
-    )
+    asked: dict[str, Any] = {
+        "student": _server_path(args.student),
+        "policy": args.policy,
+        "params": _params(args.params),
+        "template": args.template,
+        "rank_clip": args.rank_clip,
+        "format": args.format,
+        "idempotency_key": args.idempotency_key,
+    }
+    if args.by_reference:
+        job = client.submit_reference(_server_path(str(data)), **asked)
+    else:
+        if not data.is_file():
+            raise _UsageError(f"{data}: no such file")
+        job = client.submit(data, **asked)
     print(job.id, flush=True)
+    if job.status == "ingesting":
+        stored = f"dataset {job.dataset.get('name') or data.name} being read and stored by the server"
+    else:
+        stored = f"{job.progress.total} samples, {job.progress.candidates} candidates"
     print(
-        f"frontier jobs: job {job.id} {job.status}: {job.progress.total} samples, {job.progress.candidates} "
-        f"candidates, policy {job.policy.name}, student {job.student.path}",
+        f"frontier jobs: job {job.id} {job.status}: {stored}, policy {job.policy.name}, student {job.student.path}",
         file=sys.stderr,
     )
     # stdout holds only the id (JOB=$(frontier jobs submit ... --wait)); the summary goes to stderr.
@@ -256,18 +280,24 @@ def _follow(client: Client, job_id: str, summary: Any) -> int:
     from frontier.progress import ProgressBar
 
     bar: ProgressBar | None = None
-    last = -1
+    last: tuple[str, int] | None = None
 
     def show(job: JobOut) -> None:
         nonlocal bar, last
-        if bar is None:
-            bar = ProgressBar(job.progress.total, sys.stderr, label="", unit="samples", done=job.progress.scored)
+        # While ingesting the total is not known yet: count records stored, then samples scored.
+        ingesting = job.status == "ingesting"
+        done, total = (job.ingested_records, None) if ingesting else (job.progress.scored, job.progress.total)
+        unit = "records stored" if ingesting else "samples"
+        if bar is None or bar.unit != unit:
+            if bar is not None:
+                bar.close()
+            bar = ProgressBar(total, sys.stderr, label="", unit=unit, done=done)
         bar.label = f"job {str(job.id)[:8]} {job.status}"
-        bar.update(job.progress.scored, job.progress.total)
+        bar.update(done, total)
         # Not a terminal (a log, CI): one plain line per change instead of a redrawn bar.
-        if not bar.enabled and job.progress.scored != last:
+        if not bar.enabled and (unit, done) != last:
             print(f"frontier jobs: {bar.line()}", file=sys.stderr)
-        last = job.progress.scored
+        last = (unit, done)
 
     job = client.wait(job_id, progress=show, poll_seconds=POLL_SECONDS)
     if bar is not None:
@@ -286,6 +316,9 @@ def _summary(job: JobOut) -> str:
         f"{progress.scored}/{progress.total} samples scored ({progress.candidates} candidates, "
         f"{progress.cached} from the score cache)"
     )
+    if job.status != "succeeded" and (job.rejected_line is not None or job.progress.total == 0):
+        # It ended while its dataset was being stored (a bad record, a cancel): no sample was kept.
+        return f"Job {job.id} {job.status}{took}: {job.error or 'no error recorded'}. Nothing was stored or decided."
     if job.status != "succeeded":
         return f"Job {job.id} {job.status}{took}: {job.error or 'no error recorded'}. {scored}; nothing was decided."
     rate = f" at {timings.samples_per_second:.1f} samples/s" if timings.samples_per_second else ""
@@ -352,6 +385,9 @@ def _status(client: Client, args: argparse.Namespace) -> int:
             + (f", {timings.samples_per_second:.1f} samples/s" if timings.samples_per_second else ""),
         ),
     ]
+    if job.status == "ingesting" or job.rejected_line is not None:
+        rejected = f", rejected at record {job.rejected_line}" if job.rejected_line is not None else ""
+        lines.insert(2, ("ingest", f"{job.ingested_records} records read and stored{rejected}"))
     if job.error:
         lines.append(("error", job.error))
     for key, value in lines:

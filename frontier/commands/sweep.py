@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
 
     while True:
         for result in sweep():
-            if result.requeued or result.failed or result.finalized:
+            if result.requeued or result.failed or result.finalized or result.ingest_requeued:
                 line = {
                     "job_id": str(result.job_id),
                     "requeued": list(result.requeued),
                     "failed": result.failed,
                     "finalized": result.finalized,
+                    "ingest_requeued": result.ingest_requeued,
                 }
                 print(json.dumps(line), flush=True)
         for probe in sweep_probes():

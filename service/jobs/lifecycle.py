@@ -59,51 +59,32 @@ def create_job(
     if idempotency_key is not None:
         earlier = repository.job_by_idempotency_key(uow.session, tenant_id, idempotency_key)
         if earlier is not None:
-            return _replayed(earlier, idempotency_key, request_hash)
-    policy_impl, policy_params = resolve_params(policy or settings.default_policy, params)
-    template = check_template(template or settings.template)
-    rank_clip = check_rank_clip(settings.rank_clip if rank_clip is None else rank_clip)
-    info = inspect_checkpoint(student_path, allowed_roots=settings.student_roots)
+            return replayed(earlier, idempotency_key, request_hash)
     session = uow.session
-    student = repository.get_or_create_student(session, info)
-
     chunk_size = settings.chunk_size
     n_chunks = math.ceil(len(records) / chunk_size)
-    texts = [candidate_texts(record) for record in records]
-    job = Job(
-        id=uuid.uuid4(),
+    job = new_job(
+        session,
+        settings,
+        status=JobStatus.queued,
+        student_path=student_path,
+        policy=policy,
+        params=params,
+        template=template,
+        rank_clip=rank_clip,
+        dataset_name=dataset_name,
+        dataset_format=dataset_format,
         tenant_id=tenant_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
-        status=JobStatus.queued,
-        student_id=student.id,
-        policy=policy_impl.name,
-        policy_params=policy_params,
-        template=template,
-        rank_clip=rank_clip,
-        dataset_name=dataset_name[:300],
-        dataset_format=dataset_format,
-        chunk_size=chunk_size,
-        n_chunks=n_chunks,
-        total_samples=len(records),
-        total_candidates=sum(len(candidates) for candidates in texts),
-        scored_samples=0,
-        retained_count=0,
-        rejected_count=0,
-        unscored_count=0,
-        scoring_seconds=0.0,
     )
-    job.student = student
-    try:
-        # A savepoint: a concurrent request with the same Idempotency-Key may have committed first.
-        with session.begin_nested():
-            session.add(job)
-            session.flush()
-    except IntegrityError:
-        earlier = repository.job_by_idempotency_key(session, tenant_id, idempotency_key or "")
-        if idempotency_key is None or earlier is None:
-            raise
-        return _replayed(earlier, idempotency_key, request_hash)
+    texts = [candidate_texts(record) for record in records]
+    job.n_chunks = n_chunks
+    job.total_samples = job.ingested_records = len(records)
+    job.total_candidates = sum(len(candidates) for candidates in texts)
+    stored = add_job(session, job)
+    if stored is not job:
+        return replayed(stored, idempotency_key or "", request_hash)
 
     sample_ids = repository.insert_samples(
         session,
@@ -151,7 +132,79 @@ def create_job(
     return job
 
 
-def _replayed(job: Job, idempotency_key: str, request_hash: str | None) -> Job:
+def new_job(
+    session: Session,
+    settings: Settings,
+    *,
+    status: JobStatus,
+    student_path: str,
+    policy: str | None,
+    params: dict[str, Any] | None,
+    template: str | None,
+    rank_clip: int | None,
+    dataset_name: str,
+    dataset_format: str,
+    tenant_id: int | None,
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> Job:
+    """A new job row (not yet added) with no samples, after validating its policy, template, rank clip and student.
+
+    Raises CheckpointError, PolicyError or ValueError before anything is written (the student row aside, which is
+    shared and idempotent).
+    """
+    policy_impl, policy_params = resolve_params(policy or settings.default_policy, params)
+    template = check_template(template or settings.template)
+    rank_clip = check_rank_clip(settings.rank_clip if rank_clip is None else rank_clip)
+    info = inspect_checkpoint(student_path, allowed_roots=settings.student_roots)
+    student = repository.get_or_create_student(session, info)
+    job = Job(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        status=status,
+        student_id=student.id,
+        policy=policy_impl.name,
+        policy_params=policy_params,
+        template=template,
+        rank_clip=rank_clip,
+        dataset_name=dataset_name[:300],
+        dataset_format=dataset_format,
+        chunk_size=settings.chunk_size,
+        n_chunks=0,
+        total_samples=0,
+        total_candidates=0,
+        scored_samples=0,
+        retained_count=0,
+        rejected_count=0,
+        unscored_count=0,
+        scoring_seconds=0.0,
+        ingested_records=0,
+        ingest_attempts=0,
+        source_owned=False,
+    )
+    job.student = student
+    return job
+
+
+def add_job(session: Session, job: Job) -> Job:
+    """Insert a new job row; returns the tenant's earlier job instead when its Idempotency-Key was taken meanwhile."""
+    try:
+        # A savepoint: a concurrent request with the same Idempotency-Key may have committed first.
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        earlier = repository.job_by_idempotency_key(session, job.tenant_id, job.idempotency_key or "")
+        if job.idempotency_key is None or earlier is None:
+            raise
+        return earlier
+    return job
+
+
+def replayed(job: Job, idempotency_key: str, request_hash: str | None) -> Job:
+    """The job an Idempotency-Key created, when this request is the same one; ConflictError when it is not."""
     if job.request_hash != request_hash:
         raise ConflictError(
             f"Idempotency-Key {idempotency_key!r} was already used for job {job.id} with a different request"
@@ -183,6 +236,7 @@ def claim_chunk(session: Session, job_id: uuid.UUID, index: int) -> ChunkWork | 
     if chunk.status == ChunkStatus.done:
         return None
     now = utcnow()
+    # An `ingesting` job stays so until its ingest ends (which then makes it `running`); its stored chunks score.
     if job.status == JobStatus.queued:
         job.status = JobStatus.running
     if job.started_at is None:
@@ -232,6 +286,9 @@ def record_chunk_scores(
             scored_candidates=len(scored),
             scored_tokens=sum(int(row.get(column) or 0) for row in scored for column in TOKEN_COUNT_FIELDS),
         )
+    # While ingesting, more chunks are coming: the ingest's end decides whether the job is fully scored.
+    if job.status == JobStatus.ingesting:
+        return False
     left = repository.chunks_left(session, job_id)
     if left == 0:
         if job.scored_at is None:
@@ -243,7 +300,7 @@ def record_chunk_scores(
 def chunk_completes_job(session: Session, job_id: uuid.UUID) -> bool:
     """True when the job is unfinished and fully scored (a redelivered last chunk re-queues finalize)."""
     job = repository.get_job(session, job_id)
-    if job is None or job.status in FINISHED_STATUSES:
+    if job is None or job.status in FINISHED_STATUSES or job.status == JobStatus.ingesting:
         return False
     return repository.chunks_left(session, job_id) == 0
 
@@ -264,7 +321,8 @@ def fail_job(session: Session, job_id: uuid.UUID, error: str, *, chunk_index: in
 
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
-    """Cancel a queued or running job: its remaining chunks are skipped, decisions already made are kept."""
+    """Cancel an ingesting, queued or running job: its remaining chunks are skipped (and its ingest stops at its next
+    batch), decisions already made are kept."""
     job = repository.locked_job(session, job_id)
     if job is None:
         raise NotFoundError(f"job {job_id} not found")
@@ -278,7 +336,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
 def finalize_job(session: Session, job_id: uuid.UUID) -> bool:
     """Apply the job's policy once every chunk is scored and mark it succeeded; False when not (yet) due."""
     job = repository.locked_job(session, job_id)
-    if job is None or job.status in FINISHED_STATUSES:
+    if job is None or job.status in FINISHED_STATUSES or job.status == JobStatus.ingesting:
         return False
     if repository.chunks_left(session, job_id) > 0:
         return False

@@ -85,6 +85,8 @@ def job_out(job: Job) -> JobOut:
             samples_per_second=rate,
         ),
         error=job.error,
+        ingested_records=job.ingested_records,
+        rejected_line=job.rejected_line,
     )
 
 

@@ -1,5 +1,5 @@
 """Stuck work: re-queue chunks whose worker is gone, fail a job whose chunk keeps failing, finalize a fully scored
-job whose finalize task was lost.
+job whose finalize task was lost, re-queue the ingest of an `ingesting` job that went silent.
 
 Plain functions over a session (they flush, never commit): the worker's sweeper and `frontier sweep` call them
 through workers.curation.sweep, one job per transaction. Every change is made under the job's row lock, so any
@@ -16,17 +16,19 @@ from sqlalchemy.orm import Session
 
 from service.jobs import lifecycle, repository
 from service.jobs.presenters import as_utc
-from service.models import FINISHED_STATUSES, ChunkStatus
+from service.models import FINISHED_STATUSES, ChunkStatus, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """What one sweep did to one job: chunks re-queued, the failure it recorded, or the finalize it ran."""
+    """What one sweep did to one job: chunks re-queued, the failure it recorded, the finalize it ran, or its ingest
+    re-queued."""
 
     job_id: uuid.UUID
     requeued: tuple[int, ...] = ()
     failed: str | None = None
     finalized: bool = False
+    ingest_requeued: bool = False
 
 
 def stalled_jobs(session: Session, *, now: datetime, timeout_s: float) -> list[uuid.UUID]:
@@ -43,11 +45,24 @@ def recover_job(session: Session, job_id: uuid.UUID, *, now: datetime, timeout_s
     its `pending` chunks lost their messages (a broker restarted without persistence, or was down when the
     job was created): they are re-sent. Re-sending work that was merely slow or queued behind other jobs is
     harmless: a done chunk is skipped and writes are idempotent.
+
+    An `ingesting` job silent for the timeout (no batch stored, nor its ingest started or re-sent) lost its ingest
+    task (a worker killed, a broker down when the job was created): the caller re-sends it, and it resumes after the
+    last stored batch (its starts are bounded by `max_attempts`, counted by the ingest itself). Its chunks wait for
+    the ingest's end to be swept.
     """
     job = repository.locked_job(session, job_id)
     if job is None or job.status in FINISHED_STATUSES:
         return Recovery(job_id)
     cutoff = now - timedelta(seconds=timeout_s)
+    if job.status == JobStatus.ingesting:
+        heartbeat = as_utc(job.ingest_updated_at or job.created_at)
+        assert heartbeat is not None
+        if heartbeat >= cutoff:
+            return Recovery(job_id)
+        job.ingest_updated_at = now
+        session.flush()
+        return Recovery(job_id, ingest_requeued=True)
     chunks = repository.unfinished_chunks(session, job_id)
     if not chunks:
         scored_at = as_utc(job.scored_at or job.created_at)

@@ -1,7 +1,9 @@
 """The teacher comparison report of a decided job, read-only: its stored scores, placed on the student's frontier.
 
-Nothing here writes or rescores: the report reads the score table once and runs pure policy code over it in
-memory. Definitions (docs/policies.md): a candidate is *accepted* when a decision set chose it for a retained
+Nothing here writes or rescores: the report streams the job's scores in batches (service.jobs.decisions.StoredScores)
+beside the decision set's decisions on the same samples, and keeps per teacher only counts, sums and three numeric
+columns (IFD, r-IFD and frontier score: 24 bytes a candidate, for their quantiles), so its memory stays bounded at a
+million samples. Definitions (docs/policies.md): a candidate is *accepted* when a decision set chose it for a retained
 sample; a refinement *beats* its original under Selective Reflection-Tuning's pairwise rule
 (`service.policies.rules`: lower r-IFD, and higher IFD when it rewrote the instruction; both scored); the frontier
 *zones* are `service.policies.frontier`'s, under the band the decision set's policy selected by (`Policy.band`)
@@ -16,14 +18,16 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from service.jobs import decision_repository
-from service.jobs.decisions import decision_set_view, load_score_table
+from service.jobs.decisions import StoredScores, decision_set_view
 from service.jobs.guards import decided_job
 from service.jobs.presenters import student_out
 from service.jobs.schemas import (
@@ -47,7 +51,7 @@ from service.policies import (
     decision_terms,
     one_teacher_decision,
 )
-from service.policies.frontier import ZONES, FrontierBandParams, FrontierReference, Zone, frontier_zones
+from service.policies.frontier import ZONES, FrontierBandParams, Zone, sample_zones
 from service.policies.rules import beats_original
 from service.probes.evidence import TeacherProbes, latest_teacher_probes
 
@@ -73,58 +77,87 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def quantiles(values: Sequence[float]) -> Quantiles | None:
+def quantiles(values: Sequence[float] | np.ndarray) -> Quantiles | None:
     """Percentiles by linear interpolation between order statistics (None for no values)."""
-    if not values:
+    if not len(values):
         return None
-    ordered = sorted(values)
+    return _sorted_quantiles(np.sort(np.asarray(values, dtype=np.float64)))
+
+
+def _column_quantiles(column: array[float]) -> Quantiles | None:
+    """`quantiles` of a teacher's tally column, consuming it: sorted and summed in place through a view on its own
+    buffer, so a million-sample job's column is never copied."""
+    if not len(column):
+        return None
+    ordered = np.frombuffer(column, dtype=np.float64)
+    ordered.sort()
+    return _sorted_quantiles(ordered)
+
+
+def _sorted_quantiles(ordered: np.ndarray) -> Quantiles:
+    """The quantiles of sorted values, which it overwrites with their running sums."""
 
     def at(fraction: float) -> float:
         position = fraction * (len(ordered) - 1)
         low = math.floor(position)
         high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+        return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
-    return Quantiles(
-        p10=at(0.1), p25=at(0.25), p50=at(0.5), p75=at(0.75), p90=at(0.9), mean=sum(ordered) / len(ordered)
-    )
+    spread = {"p10": at(0.1), "p25": at(0.25), "p50": at(0.5), "p75": at(0.75), "p90": at(0.9)}
+    # Summed left to right in sorted order (a running sum, not numpy's pairwise one), as sum() over the sorted list
+    # did, in place: the sorted values are not needed any more.
+    total = float(np.cumsum(ordered, out=ordered)[-1])
+    return Quantiles(**spread, mean=total / len(ordered))
 
 
-def acceptance(outcomes: Iterable[tuple[SampleScores, str | None, str | None]]) -> dict[str, TeacherAcceptance]:
-    """Per teacher (and `original`): candidates, and how many were chosen for a retained sample."""
-    candidates: Counter[str] = Counter()
-    accepted: Counter[str] = Counter()
-    for sample, decision, chosen in outcomes:
+class AcceptanceTally:
+    """Per teacher (and `original`): candidates, and how many were chosen for a retained sample, counted sample by
+    sample."""
+
+    def __init__(self) -> None:
+        self.candidates: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+
+    def add(self, sample: SampleScores, decision: str | None, chosen: str | None) -> None:
+        """Count one sample's candidates under its decision."""
         for candidate in sample.candidates:
             key = _teacher(candidate.teacher)
-            candidates[key] += 1
+            self.candidates[key] += 1
             if decision == "retained" and candidate.name == chosen:
-                accepted[key] += 1
-    return {
-        key: TeacherAcceptance(candidates=count, accepted=accepted[key], acceptance=_share(accepted[key], count))
-        for key, count in sorted(candidates.items(), key=lambda item: (item[0] != ORIGINAL, item[0]))
-    }
+                self.accepted[key] += 1
+
+    def result(self) -> dict[str, TeacherAcceptance]:
+        """The acceptance per teacher, `original` first."""
+        return {
+            key: TeacherAcceptance(
+                candidates=count, accepted=self.accepted[key], acceptance=_share(self.accepted[key], count)
+            )
+            for key, count in sorted(self.candidates.items(), key=lambda item: (item[0] != ORIGINAL, item[0]))
+        }
 
 
 @dataclass
 class _Tally:
-    """What the report accumulates for one teacher."""
+    """What the report accumulates for one teacher: counts, sums, and the three columns it takes quantiles of."""
 
     candidates: int = 0
     scored: int = 0
     accepted: int = 0
-    ifd: list[float] = field(default_factory=list)
-    rifd: list[float] = field(default_factory=list)
-    frontier: list[float] = field(default_factory=list)
-    # Paired per candidate with rank statistics: its mean clipped rank and its mean surprisal L(A|Q).
-    rank_mean: list[float] = field(default_factory=list)
-    surprisal: list[float] = field(default_factory=list)
+    ifd: array[float] = field(default_factory=lambda: array("d"))
+    rifd: array[float] = field(default_factory=lambda: array("d"))
+    frontier: array[float] = field(default_factory=lambda: array("d"))
+    # Over the candidates with rank statistics: their mean clipped ranks and mean surprisals L(A|Q), summed.
+    ranked: int = 0
+    rank_sum: float = 0.0
+    surprisal_sum: float = 0.0
     pairs: int = 0
     beats: int = 0
     zones: Counter[str] = field(default_factory=Counter)
     band: Counter[str] = field(default_factory=Counter)
-    hedging: list[float] = field(default_factory=list)
-    hedging_change: list[float] = field(default_factory=list)
+    hedged: int = 0
+    hedging_sum: float = 0.0
+    hedging_changes: int = 0
+    hedging_change_sum: float = 0.0
     overconfident: int = 0
 
 
@@ -135,8 +168,8 @@ def frontier_params(terms: DecisionTerms) -> tuple[FrontierBandParams, bool]:
     return FrontierBandParams(), False
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def _mean(total: float, count: int) -> float | None:
+    return total / count if count else None
 
 
 def _rank_point(candidate: CandidateScore) -> tuple[float, float] | None:
@@ -149,11 +182,12 @@ def _rank_point(candidate: CandidateScore) -> tuple[float, float] | None:
 
 def _rsr(tally: _Tally) -> float | None:
     """The dataset-level RSR of arXiv 2601.14249: mean rank over mean surprisal, over the same candidates."""
-    rank, surprisal = _mean(tally.rank_mean), _mean(tally.surprisal)
+    rank, surprisal = _mean(tally.rank_sum, tally.ranked), _mean(tally.surprisal_sum, tally.ranked)
     return rank / surprisal if rank is not None and surprisal is not None and surprisal > 0 else None
 
 
 def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport:
+    """The teacher's figures; consumes its tally's columns (once per tally)."""
     is_original = name == ORIGINAL
     return TeacherReport(
         teacher=name,
@@ -163,22 +197,18 @@ def _teacher_report(name: str, tally: _Tally, rank: int | None) -> TeacherReport
         scored=tally.scored,
         accepted=tally.accepted,
         accepted_share=_share(tally.accepted, tally.candidates),
-        ifd=quantiles(tally.ifd),
-        rifd=quantiles(tally.rifd),
-        frontier_score=quantiles(tally.frontier),
-        rank_mean=_mean(tally.rank_mean),
+        ifd=_column_quantiles(tally.ifd),
+        rifd=_column_quantiles(tally.rifd),
+        frontier_score=_column_quantiles(tally.frontier),
+        rank_mean=_mean(tally.rank_sum, tally.ranked),
         rsr=_rsr(tally),
         beat_original=None if is_original else tally.beats,
         beat_original_share=None if is_original else _share(tally.beats, tally.pairs),
         zones={zone: tally.zones[zone] / tally.candidates if tally.candidates else 0.0 for zone in ZONES},
         band={side: tally.band[side] / len(tally.frontier) if tally.frontier else 0.0 for side in BAND_SIDES},
         hedging=Hedging(
-            mean_rate=sum(tally.hedging) / len(tally.hedging) if tally.hedging else None,
-            mean_change_vs_original=(
-                None
-                if is_original or not tally.hedging_change
-                else sum(tally.hedging_change) / len(tally.hedging_change)
-            ),
+            mean_rate=_mean(tally.hedging_sum, tally.hedged),
+            mean_change_vs_original=None if is_original else _mean(tally.hedging_change_sum, tally.hedging_changes),
             overconfident_style=tally.overconfident,
             overconfident_share=None if is_original else _share(tally.overconfident, tally.candidates),
         ),
@@ -361,15 +391,17 @@ def _recommendation(
     return text
 
 
-def _cut_warning(cut: Cut, values: list[float]) -> ReportWarning | None:
-    """A warning when an absolute cut on `values` (the cut's score, must be < its limit) fails most of them."""
-    if not values:
+def _cut_warning(cut: Cut, columns: list[np.ndarray]) -> ReportWarning | None:
+    """A warning when an absolute cut on `columns` (the cut's score per teacher, must be < its limit) fails most of
+    their values."""
+    count = sum(len(column) for column in columns)
+    if not count:
         return None
     label, param, limit = CUT_LABELS[cut.score], cut.param, cut.limit
-    failed = sum(value >= limit for value in values) / len(values)
+    failed = sum(int(np.count_nonzero(column >= limit)) for column in columns) / count
     if failed < CUT_FAILED_SHARE:
         return None
-    spread = quantiles(values)
+    spread = quantiles(np.concatenate(columns))
     assert spread is not None  # values is not empty
     median = round(spread.p50, 3)
     why = (
@@ -389,10 +421,9 @@ def _cut_warning(cut: Cut, values: list[float]) -> ReportWarning | None:
     )
 
 
-def _warnings(table: Sequence[SampleScores], retained: int, terms: DecisionTerms) -> list[ReportWarning]:
+def _warnings(samples: int, retained: int, tallies: Iterable[_Tally], terms: DecisionTerms) -> list[ReportWarning]:
     """What a user should know before training on this decision set: too few samples, a miscalibrated cut."""
     warnings: list[ReportWarning] = []
-    samples = len(table)
     # A policy that keeps a fixed share by construction yields what was asked for, however small.
     if samples and retained / samples < LOW_YIELD_SHARE and not terms.keeps_fixed_share:
         warnings.append(
@@ -403,13 +434,13 @@ def _warnings(table: Sequence[SampleScores], retained: int, terms: DecisionTerms
                 "parameters.",
             )
         )
-    scored = [c for sample in table for c in sample.candidates if c.scored]
-    values = {
-        "ifd": [c.ifd for c in scored if c.ifd is not None and math.isfinite(c.ifd)],
-        "rifd": [c.rifd for c in scored if c.rifd is not None and math.isfinite(c.rifd)],
-    }
+    tallied = list(tallies)
     for cut in terms.absolute_cuts:
-        warning = _cut_warning(cut, values[cut.score])
+        # Every scored candidate's score (scored: finite IFD and r-IFD), over all teachers.
+        columns = [
+            np.frombuffer(tally.ifd if cut.score == "ifd" else tally.rifd, dtype=np.float64) for tally in tallied
+        ]
+        warning = _cut_warning(cut, columns)
         if warning is not None:
             warnings.append(warning)
     return warnings
@@ -430,49 +461,73 @@ def suggested_decide(job_id: uuid.UUID, teacher: str) -> SuggestedDecide:
     )
 
 
+def _tally_sample(
+    tallies: dict[str, _Tally],
+    sample: SampleScores,
+    decided: tuple[str, str, str | None] | None,
+    row: list[tuple[float | None, Zone]],
+    band: FrontierBandParams,
+) -> None:
+    """Add one sample's candidates (with their frontier scores and zones) to their teachers' tallies; `decided` is
+    the sample's (decision, reason, chosen candidate)."""
+    original = sample.original
+    chosen = decided[2] if decided is not None and decided[0] == "retained" else None
+    for candidate, (score, zone) in zip(sample.candidates, row, strict=True):
+        key = _teacher(candidate.teacher)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally()
+        tally.candidates += 1
+        tally.zones[zone] += 1
+        if chosen is not None and chosen == candidate.name:
+            tally.accepted += 1
+        if candidate.scored and candidate.ifd is not None and candidate.rifd is not None:
+            tally.scored += 1
+            tally.ifd.append(candidate.ifd)
+            tally.rifd.append(candidate.rifd)
+        rank_point = _rank_point(candidate)
+        if rank_point is not None:
+            tally.ranked += 1
+            tally.rank_sum += rank_point[0]
+            tally.surprisal_sum += rank_point[1]
+        if score is not None:
+            tally.frontier.append(score)
+            tally.band["below" if score < band.low else "beyond" if score > band.high else "inside"] += 1
+        if candidate.hedging_rate is not None:
+            tally.hedged += 1
+            tally.hedging_sum += candidate.hedging_rate
+        if candidate.teacher is None:
+            continue
+        if candidate.hedging_rate is not None and original.hedging_rate is not None:
+            tally.hedging_changes += 1
+            tally.hedging_change_sum += candidate.hedging_rate - original.hedging_rate
+        tally.overconfident += int(candidate.overconfident_style)
+        if candidate.scored and original.scored:
+            tally.pairs += 1
+            tally.beats += int(beats_original(candidate, original))
+
+
 def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | None = None) -> ReportOut:
     """Per teacher: acceptance, IFD / r-IFD / frontier score distributions, wins over the original, frontier zones,
     hedging; and the teachers ranked by how close their outputs sit to the student's frontier."""
     job, decision_set = decided_job(session, job_id, decision_set_id, "reported on")
-    table, sample_pks = load_score_table(session, job_id)
-    decisions = decision_repository.decisions_of_set(session, decision_set.id)
     terms = decision_terms(decision_set.policy, decision_set.params)
     band, from_set = frontier_params(terms)
-    zones: list[list[tuple[float | None, Zone]]] = frontier_zones(table, band)
-    reference = FrontierReference.of(table)
-
     tallies: dict[str, _Tally] = {}
-    for sample, sample_pk, row in zip(table, sample_pks, zones, strict=True):
-        decided = decisions.get(sample_pk)
-        original = sample.original
-        for candidate, (score, zone) in zip(sample.candidates, row, strict=True):
-            tally = tallies.setdefault(_teacher(candidate.teacher), _Tally())
-            tally.candidates += 1
-            tally.zones[zone] += 1
-            if decided is not None and decided.decision == "retained" and decided.chosen_candidate == candidate.name:
-                tally.accepted += 1
-            if candidate.scored and candidate.ifd is not None and candidate.rifd is not None:
-                tally.scored += 1
-                tally.ifd.append(candidate.ifd)
-                tally.rifd.append(candidate.rifd)
-            rank_point = _rank_point(candidate)
-            if rank_point is not None:
-                tally.rank_mean.append(rank_point[0])
-                tally.surprisal.append(rank_point[1])
-            if score is not None:
-                tally.frontier.append(score)
-                tally.band["below" if score < band.low else "beyond" if score > band.high else "inside"] += 1
-            if candidate.hedging_rate is not None:
-                tally.hedging.append(candidate.hedging_rate)
-            if candidate.teacher is None:
-                continue
-            if candidate.hedging_rate is not None and original.hedging_rate is not None:
-                tally.hedging_change.append(candidate.hedging_rate - original.hedging_rate)
-            tally.overconfident += int(candidate.overconfident_style)
-            if candidate.scored and original.scored:
-                tally.pairs += 1
-                tally.beats += int(beats_original(candidate, original))
+    samples = retained = 0
+    with decision_repository.score_reader(session) as (reader, own_connection):
+        source = StoredScores(reader, job_id, prefetch=own_connection)
+        reference = source.frontier_reference()
+        for batch in source.batches(hedging=True, decision_set_id=decision_set.id):
+            decisions = batch.decisions or {}
+            for sample, sample_pk in zip(batch.samples, batch.row_ids, strict=True):
+                samples += 1
+                decided = decisions.get(sample_pk)
+                retained += int(decided is not None and decided[0] == "retained")
+                _tally_sample(tallies, sample, decided, sample_zones(sample, reference, band), band)
 
+    # Before the teachers' figures, which consume their tallies' columns.
+    warnings = _warnings(samples, retained, tallies.values(), terms)
     middle = (band.low + band.high) / 2
     unranked = [_teacher_report(name, tally, None) for name, tally in tallies.items() if name != ORIGINAL]
     by_frontier = sorted(
@@ -528,5 +583,5 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         probe=evidence,
         suggested_decide=suggested_decide(job.id, ranked[0].teacher) if ranked else None,
         recommendation=_recommendation(ranked, by_frontier, basis, band, score_first, evidence),
-        warnings=_warnings(table, sum(d.decision == "retained" for d in decisions.values()), terms),
+        warnings=warnings,
     )

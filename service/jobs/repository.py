@@ -5,29 +5,37 @@ Decision sets, decisions and the score table policies read are in decision_repos
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
 from core.checkpoint import CheckpointInfo
+from core.dataset import SampleRecord, candidate_rows
 from core.scores import SCORE_FIELDS
 from service.db import Base, insert_ignoring_conflicts
 from service.models import (
     Candidate,
+    CandidateStatus,
     Chunk,
     ChunkStatus,
     Decision,
+    DecisionSet,
     Job,
     JobStatus,
     Sample,
     Student,
     utcnow,
 )
+
+# Columns of a stored candidate as bulk_insert_candidates writes them.
+CANDIDATE_COLUMNS = ("job_id", "sample_id", "position", "name", "teacher", "instruction", "input", "response", "status")
 
 
 def _table(model: type[Base]) -> Table:
@@ -134,6 +142,89 @@ def insert_chunks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert a job's chunk rows."""
     if rows:
         session.connection().execute(insert(_table(Chunk)), list(rows))
+
+
+def bulk_insert_samples(
+    session: Session, job_id: uuid.UUID, first_ordinal: int, records: Sequence[SampleRecord]
+) -> list[int]:
+    """Insert records as the job's samples numbered from `first_ordinal`; their ids in the same order.
+
+    COPY on Postgres (an ingest batch's thousands of rows in one round trip); a bulk INSERT elsewhere. A sample id
+    the job already has raises IntegrityError on either backend.
+    """
+    if not records:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return insert_samples(
+            session,
+            job_id,
+            [
+                {
+                    "ordinal": first_ordinal + offset,
+                    "external_id": record.id,
+                    "layout": record.layout,
+                    "payload": record.raw,
+                }
+                for offset, record in enumerate(records)
+            ],
+        )
+    _copy(
+        session,
+        "COPY samples (job_id, ordinal, external_id, layout, payload) FROM STDIN",
+        (
+            (job_id, first_ordinal + offset, record.id, record.layout, _json_text(record))
+            for offset, record in enumerate(records)
+        ),
+    )
+    ids = session.scalars(
+        select(Sample.id)
+        .where(Sample.job_id == job_id, Sample.ordinal >= first_ordinal, Sample.ordinal < first_ordinal + len(records))
+        .order_by(Sample.ordinal)
+    ).all()
+    return [int(sample_id) for sample_id in ids]
+
+
+def bulk_insert_candidates(
+    session: Session, job_id: uuid.UUID, sample_ids: Sequence[int], records: Sequence[SampleRecord]
+) -> None:
+    """Insert the pending candidates of the given samples (COPY on Postgres, a bulk INSERT elsewhere)."""
+    pending = CandidateStatus.pending.value
+    rows = (
+        (job_id, sample_id, position, *row, pending)
+        for sample_id, record in zip(sample_ids, records, strict=True)
+        for position, row in enumerate(candidate_rows(record))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, f"COPY candidates ({', '.join(CANDIDATE_COLUMNS)}) FROM STDIN", rows)
+    else:
+        insert_candidates(session, [dict(zip(CANDIDATE_COLUMNS, row, strict=True)) for row in rows])
+
+
+def _json_text(record: SampleRecord) -> str:
+    """A record's JSON text: as read when the reader kept it (Postgres parses it into JSONB), else encoded."""
+    return record.text if record.text is not None else json.dumps(record.raw, ensure_ascii=False)
+
+
+def _copy(session: Session, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY rows into a table inside the session's transaction (Postgres only); errors as SQLAlchemy's."""
+    import psycopg
+
+    connection: Any = session.connection().connection.driver_connection
+    try:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        # The same exception classes as any other statement (IntegrityError for a duplicate, OperationalError for an
+        # outage), so callers need not know the rows went by COPY.
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def delete_job_rows(session: Session, job_id: uuid.UUID) -> None:
+    """Delete every sample, candidate, chunk, decision set and decision of a job (its row stays)."""
+    for model in (Decision, DecisionSet, Candidate, Sample, Chunk):
+        table = _table(model)
+        session.execute(delete(table).where(table.c.job_id == job_id))
 
 
 def get_chunk(session: Session, job_id: uuid.UUID, index: int) -> Chunk | None:
@@ -308,8 +399,8 @@ def job_layouts(session: Session, job_id: uuid.UUID) -> list[str]:
 
 
 def stalled_jobs(session: Session, *, cutoff: datetime) -> list[uuid.UUID]:
-    """Unfinished jobs with a chunk running since before `cutoff`, pending chunks but no progress since, or fully
-    scored before it (their finalize lost)."""
+    """Unfinished jobs with a chunk running since before `cutoff`, pending chunks but no progress since, fully
+    scored before it (their finalize lost), or ingesting with no sign of life since (their ingest task lost)."""
     lost_worker = exists().where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.running, Chunk.started_at < cutoff)
     # Progress: any chunk of the job claimed, finished or re-sent since the cutoff.
     recent = exists().where(
@@ -318,17 +409,13 @@ def stalled_jobs(session: Session, *, cutoff: datetime) -> list[uuid.UUID]:
     )
     waiting = exists().where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.pending)
     fully_scored = ~exists().where(Chunk.job_id == Job.id, Chunk.status != ChunkStatus.done)
-    statement = (
-        select(Job.id)
-        .where(
-            Job.status.in_([JobStatus.queued, JobStatus.running]),
-            Job.created_at < cutoff,
-            lost_worker
-            | (waiting & ~recent)
-            | (fully_scored & (func.coalesce(Job.scored_at, Job.created_at) < cutoff)),
-        )
-        .order_by(Job.created_at)
+    scoring = (
+        Job.status.in_([JobStatus.queued, JobStatus.running])
+        & (Job.created_at < cutoff)
+        & (lost_worker | (waiting & ~recent) | (fully_scored & (func.coalesce(Job.scored_at, Job.created_at) < cutoff)))
     )
+    ingest_lost = (Job.status == JobStatus.ingesting) & (func.coalesce(Job.ingest_updated_at, Job.created_at) < cutoff)
+    statement = select(Job.id).where(scoring | ingest_lost).order_by(Job.created_at)
     return list(session.scalars(statement).all())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -12,15 +14,41 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
-from core.dataset import DatasetError, DatasetFormat, LimitError, parse_dataset, parse_records
+from core.dataset import (
+    DatasetError,
+    DatasetFormat,
+    LimitError,
+    SampleRecord,
+    detect_format,
+    parse_dataset,
+    parse_records,
+)
+from core.dataset_roots import DatasetPathRefusedError, resolve_dataset_path
 from core.decisions import DecisionName, ExportDecision
 from core.scores import MAX_RANK_CLIP
 from core.templates import TEMPLATES
+from service.auth import Caller
+from service.db import UnitOfWork
 from service.deps import CallerDep, SettingsDep, UowDep, job_access
-from service.jobs import decisions, exports, guards, lifecycle, manifest, points, presenters, queries, report, sweep
+from service.jobs import (
+    decisions,
+    exports,
+    guards,
+    ingest,
+    lifecycle,
+    manifest,
+    points,
+    presenters,
+    queries,
+    report,
+    sweep,
+    uploads,
+)
+from service.jobs.ingest import DatasetSource
 from service.jobs.report_markdown import report_markdown
 from service.jobs.repository import SampleFilter
 from service.jobs.schemas import (
+    DatasetRef,
     DecideIn,
     DecisionSetList,
     DecisionSetOut,
@@ -36,10 +64,15 @@ from service.jobs.schemas import (
     WhatIfIn,
     WhatIfOut,
 )
-from service.queue import enqueue_chunks
+from service.models import Job
+from service.queue import enqueue_chunks, enqueue_ingest
+from service.settings import Settings
 
 # Every route needs the caller (an API key unless auth is off) and may only reach the caller's own jobs.
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(job_access)])
+
+# The smallest limit of a JSON body, whatever FRONTIER_SYNC_INGEST_BYTES says.
+JSON_BODY_FLOOR = 1024 * 1024
 
 DecisionSetParam = Annotated[
     int | None, Query(description="a decision set id of this job (GET .../decision-sets); default: the latest")
@@ -70,19 +103,12 @@ _CREATE_BODY: dict[str, Any] = {
 }
 
 
-def _too_large(size: int, limit: int) -> LimitError:
-    return LimitError(f"the upload is {size:,} bytes, over {limit:,}", limit="FRONTIER_MAX_UPLOAD_BYTES")
+def _form_text(fields: dict[str, str], name: str) -> str | None:
+    return fields.get(name)
 
 
-def _form_text(form: Any, name: str) -> str | None:
-    value = form.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise DatasetError("expected a text field", field=name)
-
-
-def _form_int(form: Any, name: str) -> int | None:
-    value = _form_text(form, name)
+def _form_int(fields: dict[str, str], name: str) -> int | None:
+    value = _form_text(fields, name)
     if value is None or value == "":
         return None
     try:
@@ -91,91 +117,237 @@ def _form_int(form: Any, name: str) -> int | None:
         raise DatasetError(f"expected an integer, got {value[:40]!r}", field=name) from None
 
 
+def _request_hash(content_digest: str, name: str, dataset_format: str, asked: JobAsk) -> str:
+    parts: list[Any] = [content_digest, name, dataset_format, asked.student, asked.policy, asked.params]
+    parts.append(asked.template)
+    if asked.rank_clip is not None:  # only when given, so a retry hashes as it did before the parameter existed
+        parts.append(asked.rank_clip)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JobAsk:
+    """What a create request asks for besides its dataset."""
+
+    student: str
+    policy: str | None
+    params: dict[str, Any] | None
+    template: str | None
+    rank_clip: int | None
+    tenant_id: int | None
+    idempotency_key: str | None
+
+
+def _form_ask(
+    fields: dict[str, str], caller: Caller, idempotency_key: str | None
+) -> tuple[JobAsk, DatasetFormat | None]:
+    student = _form_text(fields, "student")
+    if not student:
+        raise DatasetError("missing: the student checkpoint directory", field="student")
+    raw_params = _form_text(fields, "params")
+    try:
+        params = json.loads(raw_params) if raw_params else None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"not valid JSON: {exc.msg}", field="params") from exc
+    if params is not None and not isinstance(params, dict):
+        raise DatasetError("expected a JSON object", field="params")
+    fmt: DatasetFormat | None
+    match _form_text(fields, "format"):
+        case None:
+            fmt = None
+        case "jsonl" | "parquet" as given:
+            fmt = given
+        case _:
+            raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
+    ask = JobAsk(
+        student=student,
+        policy=_form_text(fields, "policy"),
+        params=params,
+        template=_form_text(fields, "template"),
+        rank_clip=_form_int(fields, "rank_clip"),
+        tenant_id=caller.tenant_id,
+        idempotency_key=idempotency_key,
+    )
+    return ask, fmt
+
+
+def _create_inline(
+    uow: UnitOfWork, settings: Settings, ask: JobAsk, records: list[SampleRecord], name: str, fmt: str, digest: str
+) -> Job:
+    """Store a parsed dataset's job whole (the synchronous path: samples, candidates and chunks in this request)."""
+    return lifecycle.create_job(
+        uow,
+        settings,
+        records=records,
+        student_path=ask.student,
+        policy=ask.policy,
+        params=ask.params,
+        template=ask.template,
+        rank_clip=ask.rank_clip,
+        dataset_name=name,
+        dataset_format=fmt,
+        tenant_id=ask.tenant_id,
+        idempotency_key=ask.idempotency_key,
+        request_hash=_request_hash(digest, name, fmt, ask),
+        enqueue=lambda job_id, n_chunks: enqueue_chunks(job_id, n_chunks, settings),
+    )
+
+
+def _create_ingesting(uow: UnitOfWork, settings: Settings, ask: JobAsk, source: DatasetSource, digest: str) -> Job:
+    """Store the job as `ingesting` and queue its ingest task once committed.
+
+    A spooled upload that no new job takes (an Idempotency-Key replay, a refused student) is deleted by
+    create_ingesting_job itself.
+    """
+    fmt = source.fmt or "jsonl"
+    return ingest.create_ingesting_job(
+        uow,
+        settings,
+        source=source,
+        student_path=ask.student,
+        policy=ask.policy,
+        params=ask.params,
+        template=ask.template,
+        rank_clip=ask.rank_clip,
+        dataset_format=fmt,
+        tenant_id=ask.tenant_id,
+        idempotency_key=ask.idempotency_key,
+        request_hash=_request_hash(digest, source.name, fmt, ask),
+        enqueue=lambda job_id: enqueue_ingest(job_id, settings),
+    )
+
+
+async def _create_from_upload(
+    request: Request, uow: UnitOfWork, settings: Settings, caller: Caller, idempotency_key: str | None
+) -> Job:
+    """A multipart upload: spooled to disk as it arrives; parsed here when small, else ingested in the background."""
+    spooled = await uploads.spool_multipart(
+        request.stream(),
+        request.headers.get("content-type", ""),
+        settings.upload_folder,
+        max_bytes=settings.max_upload_bytes,
+    )
+    handed_over = False
+    try:
+        ask, given = _form_ask(spooled.fields, caller, idempotency_key)
+        head = await run_in_threadpool(uploads.read_head, spooled.path)
+        fmt = given or detect_format(spooled.filename, head)
+        inline = await run_in_threadpool(
+            uploads.parse_inline, spooled.path, fmt, bound=settings.sync_ingest_bytes, limits=settings.limits
+        )
+        if inline:
+            records = await run_in_threadpool(
+                parse_dataset, spooled.path, fmt=given, name=spooled.filename, limits=settings.limits
+            )
+            return await run_in_threadpool(
+                _create_inline, uow, settings, ask, records, spooled.filename, fmt, spooled.sha256
+            )
+        source = DatasetSource(path=spooled.path, fmt=fmt, name=spooled.filename, owned=True)
+        job = await run_in_threadpool(_create_ingesting, uow, settings, ask, source, spooled.sha256)
+        handed_over = True
+        return job
+    finally:
+        if not handed_over:
+            await run_in_threadpool(uploads.remove, spooled.path)
+
+
+def _dataset_roots(settings: Settings) -> list[Path] | None:
+    """Where referenced datasets may live: FRONTIER_DATASET_ROOTS; unset, anywhere when embedded, else nowhere."""
+    if settings.dataset_roots is not None:
+        return settings.dataset_roots
+    if settings.database_url is None:
+        return None
+    raise DatasetPathRefusedError(
+        "datasets by reference are off on this deployment: "
+        "set FRONTIER_DATASET_ROOTS to the folders they may be read from"
+    )
+
+
+def _create_by_reference(uow: UnitOfWork, settings: Settings, ask: JobAsk, ref: DatasetRef, name: str) -> Job:
+    """A dataset file on the server's machine, checked against the dataset roots; always ingested in the background."""
+    path = resolve_dataset_path(ref.path, _dataset_roots(settings))
+    stat = path.stat()
+    # The file itself stands for its content in the Idempotency-Key hash: hashing gigabytes here would take seconds.
+    digest = hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+    fmt = ref.format or detect_format(path.name, uploads.read_head(path))
+    source = DatasetSource(path=path, fmt=fmt, name=name or Path(ref.path).name, owned=False)
+    return _create_ingesting(uow, settings, ask, source, digest)
+
+
+async def _read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The whole request body, refused as soon as it passes `limit` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise LimitError(f"the JSON body is over {limit:,} bytes", limit=setting)
+    return bytes(body)
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
     openapi_extra=_CREATE_BODY,
-    responses={413: {"description": "upload too large"}, 422: {"description": "bad dataset, student or policy"}},
+    responses={
+        403: {"description": "a referenced dataset outside FRONTIER_DATASET_ROOTS"},
+        413: {"description": "upload too large"},
+        422: {"description": "bad dataset, student or policy"},
+    },
 )
 async def create_job(request: Request, uow: UowDep, settings: SettingsDep, caller: CallerDep) -> JobOut:
-    """Create a curation job from an uploaded dataset (multipart) or inline samples (JSON); 202 + the job.
+    """Create a curation job from an uploaded dataset (multipart), inline samples or a dataset path (JSON); 202.
 
-    With an `Idempotency-Key` header, the same key and request return the job it created; the same key with
-    another request is a 409.
+    An upload is streamed to disk as it arrives. Up to FRONTIER_SYNC_INGEST_BYTES (decoded) it is parsed and
+    stored in the request, so a bad file is a 422 naming its line and field and the job comes back `queued`;
+    a larger one, or a dataset by reference, comes back `ingesting` and is parsed and stored by an ingest task
+    (a bad record then fails the job with its line and field, and leaves no samples). With an `Idempotency-Key`
+    header, the same key and request return the job it created; the same key with another request is a 409.
     """
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 0 < len(idempotency_key.strip()) <= 200:
         raise DatasetError("expected 1 to 200 characters", field="Idempotency-Key")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
-        raise _too_large(int(length), settings.max_upload_bytes)
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise DatasetError("missing: upload the dataset as the multipart field 'file'", field="file")
-        # Content-Length can be absent (chunked uploads) or wrong: the size that counts is what arrived.
-        data = await upload.read()
-        if len(data) > settings.max_upload_bytes:
-            raise _too_large(len(data), settings.max_upload_bytes)
-        student = _form_text(form, "student")
-        if not student:
-            raise DatasetError("missing: the student checkpoint directory", field="student")
-        raw_params = _form_text(form, "params")
-        try:
-            params = json.loads(raw_params) if raw_params else None
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"not valid JSON: {exc.msg}", field="params") from exc
-        if params is not None and not isinstance(params, dict):
-            raise DatasetError("expected a JSON object", field="params")
-        fmt: DatasetFormat | None
-        match _form_text(form, "format"):
-            case None:
-                fmt = None
-            case "jsonl" | "parquet" as given:
-                fmt = given
-            case _:
-                raise DatasetError("expected 'jsonl' or 'parquet'", field="format")
-        name = upload.filename or ""
-        records = await run_in_threadpool(parse_dataset, data, fmt=fmt, name=name, limits=settings.limits)
-        content_digest = hashlib.sha256(data).hexdigest()
-        dataset_format: str = fmt or ("parquet" if data[:4] == b"PAR1" else "jsonl")
-        policy, template = _form_text(form, "policy"), _form_text(form, "template")
-        rank_clip = _form_int(form, "rank_clip")
-    else:
-        try:
-            body = JobCreate.model_validate_json(await request.body())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise DatasetError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from exc
-        records = parse_records(body.samples, limits=settings.limits)
-        student, params, policy, template = body.student, body.params, body.policy, body.template
-        rank_clip = body.rank_clip
-        name, dataset_format = body.name, "json"
-        content_digest = hashlib.sha256(json.dumps(body.samples, sort_keys=True).encode()).hexdigest()
-    asked: list[Any] = [content_digest, name, dataset_format, student, policy, params, template]
-    if rank_clip is not None:  # only when given, so a retry hashes as it did before the parameter existed
-        asked.append(rank_clip)
-    request_hash = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
-    job = await run_in_threadpool(
-        lifecycle.create_job,
-        uow,
-        settings,
-        records=records,
-        student_path=student,
-        policy=policy,
-        params=params,
-        template=template,
-        rank_clip=rank_clip,
-        dataset_name=name,
-        dataset_format=dataset_format,
+    multipart = content_type.startswith("multipart/form-data")
+    # Inline samples are parsed in memory, so a JSON body is held to the in-request size, not the upload size
+    # (never under JSON_BODY_FLOOR, so a dataset reference or a few samples always fit).
+    limit, setting = (settings.max_upload_bytes, "FRONTIER_MAX_UPLOAD_BYTES")
+    json_limit = max(settings.sync_ingest_bytes, JSON_BODY_FLOOR)
+    if not multipart and json_limit < limit:
+        limit, setting = json_limit, "FRONTIER_SYNC_INGEST_BYTES"
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        if multipart:
+            raise uploads.too_large(int(length), limit)
+        raise LimitError(f"the JSON body is {int(length):,} bytes, over {limit:,}", limit=setting)
+    if multipart:
+        job = await _create_from_upload(request, uow, settings, caller, idempotency_key)
+        return presenters.job_out(job)
+    try:
+        body = JobCreate.model_validate_json(await _read_body(request, limit, setting))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise DatasetError(first["msg"], field=".".join(str(p) for p in first["loc"]) or None) from exc
+    if (body.samples is None) == (body.dataset is None):
+        raise DatasetError(
+            "give exactly one of `samples` (records inline) and `dataset` (a file on the server)", field="samples"
+        )
+    ask = JobAsk(
+        student=body.student,
+        policy=body.policy,
+        params=body.params,
+        template=body.template,
+        rank_clip=body.rank_clip,
         tenant_id=caller.tenant_id,
         idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        enqueue=lambda job_id, n_chunks: enqueue_chunks(job_id, n_chunks, settings),
     )
+    if body.dataset is not None:
+        job = await run_in_threadpool(_create_by_reference, uow, settings, ask, body.dataset, body.name)
+        return presenters.job_out(job)
+    assert body.samples is not None
+    records = parse_records(body.samples, limits=settings.limits)
+    digest = hashlib.sha256(json.dumps(body.samples, sort_keys=True).encode()).hexdigest()
+    job = await run_in_threadpool(_create_inline, uow, settings, ask, records, body.name, "json", digest)
     return presenters.job_out(job)
 
 

@@ -12,15 +12,30 @@ from core.decisions import DecisionName
 from core.scores import MAX_RANK_CLIP
 from core.templates import TemplateName
 
-JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# `ingesting`: accepted, its dataset still being read and stored by an ingest task (chunks already stored may score).
+JobStatusName = Literal["ingesting", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
-class JobCreate(BaseModel):
-    """A small job as a JSON body: the samples inline instead of an uploaded file."""
+class DatasetRef(BaseModel):
+    """A dataset file on the server's machine, under FRONTIER_DATASET_ROOTS: JSONL, gzip JSONL or Parquet."""
 
     model_config = ConfigDict(extra="forbid")
 
-    samples: list[Any] = Field(description="records in the native, Alpaca or chat layout")
+    path: str = Field(description="absolute path of the file on the server (symlinks resolved, inside a root)")
+    format: Literal["jsonl", "parquet"] | None = Field(
+        default=None, description="default: by the file's name, else its magic bytes (gzip JSONL is `jsonl`)"
+    )
+
+
+class JobCreate(BaseModel):
+    """A job as a JSON body: the samples inline, or a dataset file on the server by reference (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[Any] | None = Field(default=None, description="records in the native, Alpaca or chat layout")
+    dataset: DatasetRef | None = Field(
+        default=None, description="a dataset file on the server instead of `samples`; always ingested in the background"
+    )
     student: str = Field(description="student checkpoint directory (under an allowed root)")
     policy: str | None = Field(default=None, description="policy name; default `reflection`")
     params: dict[str, Any] | None = Field(default=None, description="policy parameters")
@@ -31,7 +46,7 @@ class JobCreate(BaseModel):
         le=MAX_RANK_CLIP,
         description="clip r of the token ranks behind rank_mean and rsr; default 100 (arXiv 2601.14249)",
     )
-    name: str = ""
+    name: str = Field(default="", description="the dataset's name shown with the job (default: the file's name)")
 
 
 class Progress(BaseModel):
@@ -93,6 +108,13 @@ class JobOut(BaseModel):
     dataset: dict[str, Any]
     timings: Timings
     error: str | None
+    ingested_records: int = Field(
+        default=0,
+        description="records read, validated and stored so far; grows while `ingesting`, then equals progress.total",
+    )
+    rejected_line: int | None = Field(
+        default=None, description="the line (JSONL) or row (Parquet) whose record failed the ingest, if one did"
+    )
 
 
 class JobPage(BaseModel):

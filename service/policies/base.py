@@ -1,27 +1,35 @@
-"""The policy contract: pure functions from a job's score table to one decision per sample, and their terms.
+"""The policy contract: pure rules from a job's scores to one decision per sample, and their terms.
 
 A policy sees only scores (no database, no HTTP), so re-deciding a job under other parameters never
 rescores and every rule is testable on a hand-built table. Each policy has a `name`, a `version` (bump it
 when the same scores and parameters could give a different decision) and a pydantic `Params` model whose
 validated, defaults-filled dump is stored with every decision set.
 
+A policy decides in two steps, so that a job of a million samples is decided in bounded memory:
+`statistics` computes the job-wide figures its rule needs (the frontier score's medians and MADs, the IFD
+ranks of a top-k), from a `ScoreSource` in a streaming pass or from compact numeric columns; then
+`decide_sample` decides one sample from its own candidates and those figures. A `ScoreSource` is the job's
+score table as policies read it: its sample count, its samples in job order in batches, and its frontier
+reference. The database's (service.jobs.decisions.StoredScores) streams it; `InMemoryScores` wraps a
+hand-built table, which is what `decide_job` and the pure policy tests use.
+
 A policy also states the terms it decided under, so that the report, the plot points and the what-if explain
 any decision set without naming a policy: the frontier band it selected by (`band`), whether its parameters
 fix the share of samples kept (`keeps_fixed_share`) and the absolute IFD / r-IFD cuts it applied
 (`absolute_cuts`). The defaults say "none of these"; a policy overrides what it does.
 
-Every policy takes a teacher allow-list (`PolicyParams.teachers`), applied here once for all of them: callers run
-a policy through `decide_job`, which rejects the samples with no allowed candidate (`teacher_not_allowed`) and
-hands `decide` the others narrowed to their allowed candidates, with the whole table beside them for statistics
-over the job.
+Every policy takes a teacher allow-list (`PolicyParams.teachers`), applied here once for all of them: the runner
+(`decide_stream`, `sweep_stream`, `decide_job`) rejects the samples with no allowed candidate
+(`teacher_not_allowed`) and hands `decide_sample` the others narrowed to their allowed candidates; job-wide
+statistics read the whole table unless a policy's rule says otherwise (ifd_topk ranks the narrowed samples).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -38,7 +46,7 @@ from core.decisions import DecisionName
 from core.errors import InputError
 
 if TYPE_CHECKING:
-    from service.policies.frontier import FrontierBandParams
+    from service.policies.frontier import FrontierBandParams, FrontierReference
 
 
 # Reason codes shared by policies; each policy documents which it can give.
@@ -53,7 +61,9 @@ TEACHER_NOT_ALLOWED = "teacher_not_allowed"
 NOT_ALLOWED = "not_allowed"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a million-sample job builds millions of these, and a frozen dataclass costs 8x more to build. Treat
+# them as values all the same: nothing changes a candidate's scores once read.
+@dataclass(slots=True)
 class CandidateScore:
     """The scores a policy may read for one candidate (None when the engine could not score it)."""
 
@@ -64,7 +74,6 @@ class CandidateScore:
     ifd: float | None = None
     rifd: float | None = None
     ifd_loss_ratio: float | None = None
-    ppl_response_given_instruction: float | None = None
     nll_response_given_instruction: float | None = None
     # Rank statistics of the response under L(A|Q) (arXiv 2601.14249): mean clipped token rank, and the
     # Rank-Surprisal Ratio (sum of clipped ranks / sum of token NLL, lower = better).
@@ -105,6 +114,55 @@ class SampleScores:
     def original(self) -> CandidateScore:
         """The sample's own candidate."""
         return self.candidates[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBatch:
+    """Consecutive samples of a job in its order: `start` is the first one's index in the job, `row_ids` the ids
+    their verdicts are stored under (the samples' database rows; positions for an in-memory table)."""
+
+    start: int
+    samples: Sequence[SampleScores]
+    row_ids: Sequence[int]
+
+
+class ScoreSource(Protocol):
+    """A job's score table as policies read it, without holding it whole: counted, streamed, and its reference."""
+
+    def sample_count(self) -> int:
+        """How many samples the job has (every sample, allowed or not)."""
+        ...
+
+    def batches(self, *, hedging: bool) -> Iterator[ScoreBatch]:
+        """Every sample in job order, in batches; with `hedging` False candidates may carry no hedging figures
+        (`hedging_rate` None, `overconfident_style` False), which spares reading the response texts."""
+        ...
+
+    def frontier_reference(self) -> FrontierReference | None:
+        """The frontier score's reference over every scored candidate of the job (None when there is none)."""
+        ...
+
+
+class InMemoryScores:
+    """A hand-built score table as a `ScoreSource` (one batch, row ids its positions): tests and small tables."""
+
+    def __init__(self, table: Sequence[SampleScores]):
+        self.table = table
+
+    def sample_count(self) -> int:
+        """The table's length."""
+        return len(self.table)
+
+    def batches(self, *, hedging: bool) -> Iterator[ScoreBatch]:
+        """The whole table as one batch (it is in memory already)."""
+        if self.table:
+            yield ScoreBatch(0, self.table, range(len(self.table)))
+
+    def frontier_reference(self) -> FrontierReference | None:
+        """The reference of the table's scored candidates."""
+        from service.policies.frontier import FrontierReference
+
+        return FrontierReference.of(self.table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,30 +255,62 @@ class Policy(Generic[P]):
         """The JSON schema of the parameters."""
         return self.params_model.model_json_schema()
 
-    def decide(self, samples: Sequence[SampleScores], params: P, table: Sequence[SampleScores]) -> list[Verdict]:
-        """One verdict per sample of `samples`, in input order; deterministic for the same table and params.
+    def statistics(self, source: ScoreSource, params: P) -> object:
+        """The job-wide figures `decide_sample` needs under `params` (None: the rule is per sample alone).
 
-        `samples` are the ones the policy may choose from, each narrowed to the candidates the allow-list admits
-        (see `allowed_only`); `table` is the job's whole score table, the same as `samples` without an allow-list.
-        Statistics over the job (the frontier score's reference, the share of all samples) read `table`, so the
-        allow-list narrows what may be chosen and nothing else. Callers go through `decide_job`.
+        Read from `source` in a streaming pass or as compact numeric columns, never as the whole table in memory:
+        what it returns must stay small next to the job (a few numbers, or one number per sample at most).
+        """
+        return None
+
+    def decide_sample(self, sample: SampleScores, params: P, statistics: object, index: int) -> Verdict:
+        """The verdict on one sample, narrowed to the candidates the allow-list admits (see `allowed_only`).
+
+        `statistics` is what `statistics` returned for the same source and params; `index` is the sample's
+        position in the job (0-based, every sample counted). Deterministic for the same scores and params.
         """
         raise NotImplementedError
 
-    def decide_job(self, table: Sequence[SampleScores], params: P) -> list[Verdict]:
-        """One verdict per sample of the job's table: the allow-list applied, then the policy's `decide`."""
+    def reads_hedging(self, params: P) -> bool:
+        """True when these parameters read the candidates' hedging (`reject_overconfident`), so the texts are read."""
+        return getattr(params, "reject_overconfident", False) is True
+
+    def decide_stream(self, source: ScoreSource, params: P) -> Iterator[tuple[ScoreBatch, list[Verdict]]]:
+        """Each batch of `source` with one verdict per sample, in job order: the allow-list applied, then
+        `decide_sample` under the job-wide `statistics`."""
+        for batch, (verdicts,) in self.sweep_stream(source, [params]):
+            yield batch, verdicts
+
+    def sweep_stream(
+        self, source: ScoreSource, params: Sequence[P]
+    ) -> Iterator[tuple[ScoreBatch, list[list[Verdict]]]]:
+        """As `decide_stream`, under several parameter sets in one pass over the samples: per batch, one list of
+        verdicts per parameter set."""
+        figures = [self.statistics(source, one) for one in params]
+        hedging = any(self.reads_hedging(one) for one in params)
+        for batch in source.batches(hedging=hedging):
+            yield batch, [self._decide_batch(batch, one, stats) for one, stats in zip(params, figures, strict=True)]
+
+    def _decide_batch(self, batch: ScoreBatch, params: P, statistics: object) -> list[Verdict]:
         if params.teachers is None:
-            return self.decide(table, params, table)
+            return [
+                self.decide_sample(sample, params, statistics, batch.start + offset)
+                for offset, sample in enumerate(batch.samples)
+            ]
         allowed = frozenset(params.teachers)
-        narrowed = [allowed_only(sample, allowed) for sample in table]
-        decided = iter(self.decide([sample for sample in narrowed if sample is not None], params, table))
-        detail = {"teachers": list(params.teachers)}
-        return [
-            next(decided)
-            if sample is not None
-            else Verdict(whole.sample_key, "rejected", TEACHER_NOT_ALLOWED, None, dict(detail))
-            for whole, sample in zip(table, narrowed, strict=True)
-        ]
+        verdicts: list[Verdict] = []
+        for offset, sample in enumerate(batch.samples):
+            narrowed = allowed_only(sample, allowed)
+            if narrowed is None:
+                detail = {"teachers": list(params.teachers)}
+                verdicts.append(Verdict(sample.sample_key, "rejected", TEACHER_NOT_ALLOWED, None, detail))
+            else:
+                verdicts.append(self.decide_sample(narrowed, params, statistics, batch.start + offset))
+        return verdicts
+
+    def decide_job(self, table: Sequence[SampleScores], params: P) -> list[Verdict]:
+        """One verdict per sample of an in-memory table, as `decide_stream` decides a stored job."""
+        return [verdict for _, verdicts in self.decide_stream(InMemoryScores(table), params) for verdict in verdicts]
 
     def band(self, params: P) -> FrontierBandParams | None:
         """The frontier band these parameters select by (None: the policy does not decide by the frontier)."""
@@ -266,6 +356,16 @@ def allowed_only(sample: SampleScores, allowed: frozenset[str]) -> SampleScores 
         hedging_rate=original.hedging_rate,
     )
     return SampleScores(sample.sample_key, (stand_in, *refinements))
+
+
+def narrowed_samples(source: ScoreSource, params: PolicyParams, *, hedging: bool) -> Iterator[tuple[int, SampleScores]]:
+    """Every sample of `source` that has an allowed candidate, narrowed to them, with its index in the job."""
+    allowed = None if params.teachers is None else frozenset(params.teachers)
+    for batch in source.batches(hedging=hedging):
+        for offset, sample in enumerate(batch.samples):
+            narrowed = sample if allowed is None else allowed_only(sample, allowed)
+            if narrowed is not None:
+                yield batch.start + offset, narrowed
 
 
 def excluded_as_overconfident(candidate: CandidateScore, reject_overconfident: bool) -> bool:

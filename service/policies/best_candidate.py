@@ -17,7 +17,6 @@ Reasons: retained `most_probable`; rejected `misaligned_ifd_ge_1` (every scored 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -67,11 +66,11 @@ class BestCandidatePolicy(Policy[BestCandidateParams]):
         UNSCORED,
     )
 
-    def decide(
-        self, samples: Sequence[SampleScores], params: BestCandidateParams, table: Sequence[SampleScores]
-    ) -> list[Verdict]:
-        """One verdict per sample: its most probable candidate."""
-        return [self._decide_one(sample, params) for sample in samples]
+    def decide_sample(
+        self, sample: SampleScores, params: BestCandidateParams, statistics: object, index: int
+    ) -> Verdict:
+        """Its most probable candidate, or why there is none."""
+        return self._decide_one(sample, params)
 
     def absolute_cuts(self, params: BestCandidateParams) -> list[Cut]:
         """The optional alignment cut (IFD < ifd_max); GRAPE itself has none."""

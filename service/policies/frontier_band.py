@@ -13,7 +13,6 @@ feasible), `below_frontier` / `beyond_frontier` (the side of the band its neares
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from service.policies.base import (
@@ -25,11 +24,12 @@ from service.policies.base import (
     Cut,
     Policy,
     SampleScores,
+    ScoreSource,
     Verdict,
     excluded_as_overconfident,
     unscored_verdict,
 )
-from service.policies.frontier import FrontierBandParams, Zone, frontier_zones
+from service.policies.frontier import FrontierBandParams, FrontierReference, Zone, sample_zones
 
 INSIDE_FRONTIER = "inside_frontier"
 BELOW_FRONTIER = "below_frontier"
@@ -57,12 +57,16 @@ class FrontierBandPolicy(Policy[FrontierBandParams]):
         UNSCORED,
     )
 
-    def decide(
-        self, samples: Sequence[SampleScores], params: FrontierBandParams, table: Sequence[SampleScores]
-    ) -> list[Verdict]:
-        """One verdict per sample: its inside candidate nearest the band's middle, or why there is none."""
-        zones = frontier_zones(samples, params, table)
-        return [self._decide_one(sample, row, params) for sample, row in zip(samples, zones, strict=True)]
+    def statistics(self, source: ScoreSource, params: FrontierBandParams) -> FrontierReference | None:
+        """The frontier score's reference over every scored candidate of the job (the allow-list aside)."""
+        return source.frontier_reference()
+
+    def decide_sample(
+        self, sample: SampleScores, params: FrontierBandParams, statistics: object, index: int
+    ) -> Verdict:
+        """Its inside candidate nearest the band's middle, or why there is none."""
+        assert statistics is None or isinstance(statistics, FrontierReference)
+        return self._decide_one(sample, sample_zones(sample, statistics, params), params)
 
     def band(self, params: FrontierBandParams) -> FrontierBandParams:
         """The band it decided under: its own parameters (the allow-list aside, which places no candidate)."""

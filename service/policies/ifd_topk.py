@@ -16,9 +16,11 @@ candidates strip hedging), `below_top_k`, `teacher_not_allowed` (no candidate on
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from array import array
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from service.policies.base import (
@@ -30,8 +32,10 @@ from service.policies.base import (
     Policy,
     PolicyParams,
     SampleScores,
+    ScoreSource,
     Verdict,
     excluded_as_overconfident,
+    narrowed_samples,
     unscored_verdict,
 )
 
@@ -69,56 +73,67 @@ class IfdTopKPolicy(Policy[IfdTopKParams]):
         """True: it keeps its k_percent by construction, so a small share is what was asked for."""
         return True
 
-    def decide(
-        self, samples: Sequence[SampleScores], params: IfdTopKParams, table: Sequence[SampleScores]
-    ) -> list[Verdict]:
-        """Rank every sample's best aligned candidate by IFD and keep the top k% of all the job's samples."""
-        keep = math.ceil(len(table) * params.k_percent / 100)
+    def statistics(self, source: ScoreSource, params: IfdTopKParams) -> IfdRanks:
+        """Every sample's rank by its best aligned candidate's IFD, from one streaming pass over the job."""
+        keep = math.ceil(source.sample_count() * params.k_percent / 100)
+        indices = array("q")
+        values = array("d")
+        for index, sample in narrowed_samples(source, params, hedging=self.reads_hedging(params)):
+            picked = _pick(sample, params)
+            if not isinstance(picked, Verdict):
+                indices.append(index)
+                values.append(_value(picked[0], params))
+        # Rank by descending value, ties by input order: a stable sort of the negated values, which are finite.
+        order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+        ranks = np.zeros(source.sample_count(), dtype=np.int64)
+        ranks[np.asarray(indices, dtype=np.int64)[order]] = np.arange(1, len(order) + 1)
+        return IfdRanks(keep, ranks)
 
-        def value(candidate: CandidateScore) -> float:
-            score = candidate.ifd if params.score == "ifd" else candidate.ifd_loss_ratio
-            return score if score is not None and math.isfinite(score) else math.nan
+    def decide_sample(self, sample: SampleScores, params: IfdTopKParams, statistics: object, index: int) -> Verdict:
+        """Retained when its best aligned candidate ranks within the top k% of all the job's samples."""
+        assert isinstance(statistics, IfdRanks)
+        picked = _pick(sample, params)
+        if isinstance(picked, Verdict):
+            return picked
+        chosen, passed_over = picked
+        rank = int(statistics.ranks[index])
+        keep = statistics.keep
+        evidence: dict[str, Any] = {"rank": rank, "keep": keep, str(params.score): _value(chosen, params)}
+        if passed_over:
+            evidence[OVERCONFIDENT_STYLE] = passed_over
+        if rank <= keep:
+            return Verdict(sample.sample_key, "retained", TOP_K_IFD, chosen.name, evidence)
+        return Verdict(sample.sample_key, "rejected", BELOW_TOP_K, chosen.name, evidence)
 
-        best: dict[int, CandidateScore] = {}
-        passed_over: dict[int, list[str]] = {}
-        verdicts: list[Verdict | None] = []
-        for index, sample in enumerate(samples):
-            pool = [sample.original] if params.candidates == "original" else list(sample.candidates)
-            scored = [c for c in pool if c.has_ifd and not math.isnan(value(c))]
-            if not scored:
-                verdicts.append(unscored_verdict(sample))
-                continue
-            aligned = [c for c in scored if c.ifd is not None and c.ifd < 1.0]
-            detail: dict[str, Any] = {str(params.score): {c.name: value(c) for c in scored}}
-            if not aligned:
-                verdicts.append(Verdict(sample.sample_key, "rejected", MISALIGNED_IFD_GE_1, None, detail))
-                continue
-            overconfident = [c.name for c in aligned if excluded_as_overconfident(c, params.reject_overconfident)]
-            aligned = [c for c in aligned if c.name not in overconfident]
-            if not aligned:
-                detail[OVERCONFIDENT_STYLE] = overconfident
-                verdicts.append(Verdict(sample.sample_key, "rejected", OVERCONFIDENT_STYLE, None, detail))
-                continue
-            # max() keeps the first of equal values, so record order breaks ties.
-            best[index] = max(aligned, key=value)
-            if overconfident:
-                passed_over[index] = overconfident
-            verdicts.append(None)
 
-        ranked = sorted(best, key=lambda index: (-value(best[index]), index))
-        rank_of = {index: rank for rank, index in enumerate(ranked, start=1)}
-        result: list[Verdict] = []
-        for index, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
-            if verdict is not None:
-                result.append(verdict)
-                continue
-            chosen = best[index]
-            rank = rank_of[index]
-            evidence: dict[str, Any] = {"rank": rank, "keep": keep, str(params.score): value(chosen)}
-            if index in passed_over:
-                evidence[OVERCONFIDENT_STYLE] = passed_over[index]
-            if rank <= keep:
-                result.append(Verdict(sample.sample_key, "retained", TOP_K_IFD, chosen.name, evidence))
-            else:
-                result.append(Verdict(sample.sample_key, "rejected", BELOW_TOP_K, chosen.name, evidence))
-        return result
+@dataclass(frozen=True, slots=True)
+class IfdRanks:
+    """How many samples to keep, and each sample's rank (1 = highest IFD; 0: it has no aligned candidate)."""
+
+    keep: int
+    ranks: np.ndarray
+
+
+def _value(candidate: CandidateScore, params: IfdTopKParams) -> float:
+    score = candidate.ifd if params.score == "ifd" else candidate.ifd_loss_ratio
+    return score if score is not None and math.isfinite(score) else math.nan
+
+
+def _pick(sample: SampleScores, params: IfdTopKParams) -> Verdict | tuple[CandidateScore, list[str]]:
+    """The sample's best aligned candidate and the refinements passed over as overconfident, or its verdict when
+    it has none to rank."""
+    pool = [sample.original] if params.candidates == "original" else list(sample.candidates)
+    scored = [c for c in pool if c.has_ifd and not math.isnan(_value(c, params))]
+    if not scored:
+        return unscored_verdict(sample)
+    aligned = [c for c in scored if c.ifd is not None and c.ifd < 1.0]
+    detail: dict[str, Any] = {str(params.score): {c.name: _value(c, params) for c in scored}}
+    if not aligned:
+        return Verdict(sample.sample_key, "rejected", MISALIGNED_IFD_GE_1, None, detail)
+    overconfident = [c.name for c in aligned if excluded_as_overconfident(c, params.reject_overconfident)]
+    aligned = [c for c in aligned if c.name not in overconfident]
+    if not aligned:
+        detail[OVERCONFIDENT_STYLE] = overconfident
+        return Verdict(sample.sample_key, "rejected", OVERCONFIDENT_STYLE, None, detail)
+    # max() keeps the first of equal values, so record order breaks ties.
+    return max(aligned, key=lambda c: _value(c, params)), overconfident

@@ -24,7 +24,6 @@ be scored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -101,11 +100,9 @@ class ReflectionPolicy(Policy[ReflectionParams]):
         UNSCORED,
     )
 
-    def decide(
-        self, samples: Sequence[SampleScores], params: ReflectionParams, table: Sequence[SampleScores]
-    ) -> list[Verdict]:
-        """One verdict per sample under the Reflection-Tuning selection rule."""
-        return [self._decide_one(sample, params) for sample in samples]
+    def decide_sample(self, sample: SampleScores, params: ReflectionParams, statistics: object, index: int) -> Verdict:
+        """The original or one refinement, under the Reflection-Tuning selection rule."""
+        return self._decide_one(sample, params)
 
     def absolute_cuts(self, params: ReflectionParams) -> list[Cut]:
         """The code variant's alignment and feasibility cuts (the paper variant has none)."""
@@ -118,22 +115,16 @@ class ReflectionPolicy(Policy[ReflectionParams]):
             return unscored_verdict(sample)
         ifd_max = params.ifd_max if params.ifd_max is not None else float("inf")
         rifd_max = params.rifd_max if params.rifd_max is not None else float("inf")
-
-        def within(candidate: CandidateScore) -> bool:
-            return candidate.scored and score_value(candidate.ifd) < ifd_max and score_value(candidate.rifd) < rifd_max
-
+        # Within the thresholds (scored ones only: an unscored candidate is never eligible).
+        within = [c for c in scored if score_value(c.ifd) < ifd_max and score_value(c.rifd) < rifd_max]
         reject = params.reject_overconfident
-        overconfident = [c.name for c in scored if within(c) and excluded_as_overconfident(c, reject)]
-
-        def eligible(candidate: CandidateScore) -> bool:
-            return within(candidate) and candidate.name not in overconfident
+        overconfident = [c.name for c in within if excluded_as_overconfident(c, reject)]
+        eligible = [c for c in within if c.name not in overconfident] if overconfident else within
 
         original = sample.original
-        original_eligible = eligible(original)
-        winners = [
-            c for c in scored if c.teacher is not None and eligible(c) and _beats(c, original, original_eligible)
-        ]
-        detail: dict[str, Any] = {"eligible": [c.name for c in scored if eligible(c)]}
+        original_eligible = any(c is original for c in eligible)
+        winners = [c for c in eligible if c.teacher is not None and _beats(c, original, original_eligible)]
+        detail: dict[str, Any] = {"eligible": [c.name for c in eligible]}
         if overconfident:
             detail[OVERCONFIDENT_STYLE] = overconfident
         if winners:

@@ -16,7 +16,6 @@ Reasons: retained `lowest_rsr`; rejected `overconfident_style` (the only candida
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from service.policies.base import (
@@ -58,11 +57,9 @@ class RsrPolicy(Policy[RsrParams]):
     params_model = RsrParams
     reason_codes: ClassVar[tuple[str, ...]] = (LOWEST_RSR, OVERCONFIDENT_STYLE, TEACHER_NOT_ALLOWED, UNSCORED)
 
-    def decide(
-        self, samples: Sequence[SampleScores], params: RsrParams, table: Sequence[SampleScores]
-    ) -> list[Verdict]:
-        """One verdict per sample: its candidate with the lowest RSR."""
-        return [self._decide_one(sample, params) for sample in samples]
+    def decide_sample(self, sample: SampleScores, params: RsrParams, statistics: object, index: int) -> Verdict:
+        """Its candidate with the lowest RSR."""
+        return self._decide_one(sample, params)
 
     def _decide_one(self, sample: SampleScores, params: RsrParams) -> Verdict:
         ratios = {c.name: _rsr(c) for c in sample.candidates}

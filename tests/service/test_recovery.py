@@ -201,5 +201,7 @@ def test_frontier_sweep_requeues_through_the_broker(
     assert cli.main(["sweep"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     ours = [line for line in lines if line["job_id"] == str(job_id)]
-    assert ours == [{"job_id": str(job_id), "requeued": [0, 1, 2], "failed": None, "finalized": False}]
+    assert ours == [
+        {"job_id": str(job_id), "requeued": [0, 1, 2], "failed": None, "finalized": False, "ingest_requeued": False}
+    ]
     assert chunk_rows(job_id) == [(0, "pending", 1), (1, "pending", 0), (2, "pending", 0)]

@@ -265,7 +265,7 @@
       } else if (!analysed) {
         analysis.replaceChildren(panel(null, el('p', { class: 'empty' }, 'Plots appear when the job has succeeded.')));
       }
-      return job.status === 'queued' || job.status === 'running';
+      return job.status === 'ingesting' || job.status === 'queued' || job.status === 'running';
     };
     if (await refresh()) poll(ctx, refresh, 1500);
   }
@@ -278,7 +278,8 @@
         el('div', {},
           progressBar(job.progress, job.status),
           el('div', { class: 'progress-label', id: 'progress-label' },
-            `${job.progress.scored} of ${job.progress.total} samples scored (${Math.round(share * 100)}%), `
+            (job.status === 'ingesting' ? `ingesting: ${job.ingested_records} records stored so far; ` : '')
+            + `${job.progress.scored} of ${job.progress.total} samples scored (${Math.round(share * 100)}%), `
             + `${job.progress.candidates} candidates, ${job.progress.cached} from the score cache`),
           el('p', { class: 'counts', id: 'job-counts' },
             el('span', {}, badge('retained'), ' ', job.counts.retained),
