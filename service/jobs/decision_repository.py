@@ -171,11 +171,16 @@ def decision_writer(session: Session) -> Iterator[Callable[[Sequence[tuple[Any, 
 def _rows(connection: Connection, query: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
     """Every row of `query` as plain tuples, for the hot reads: a million samples' candidates go through here.
 
-    On Postgres the psycopg cursor is asked for binary results (floats arrive as floats, not text to parse) and
-    the rows stay the driver's tuples; elsewhere a Core (not ORM) execution.
+    On Postgres the psycopg cursor is asked for binary results (floats arrive as floats, not text to parse);
+    elsewhere a Core execution. Either way the rows stay the driver's tuples, not SQLAlchemy rows.
     """
     if not _copies(connection):
-        return connection.execute(query).all()
+        # The driver's own tuples: the hot reads select no column a result processor would convert.
+        result = connection.execute(query)
+        try:
+            return cast(list[tuple[Any, ...]], result.cursor.fetchall())
+        finally:
+            result.close()
     compiled = query.compile(dialect=connection.dialect)
     driver = connection.connection.driver_connection
     assert driver is not None

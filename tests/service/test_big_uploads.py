@@ -422,14 +422,14 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_file(
         )
         with socket.create_connection(("127.0.0.1", port)) as connection:
             connection.sendall(head.encode() + body[: len(body) // 2])
-            # The server is part-way through: the upload is on disk, growing.
-            deadline = time.monotonic() + 10
+            # The server is part-way through: the upload is on disk, growing. (Generous waits: a loaded CI machine.)
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (uploads_dir.exists() and any(uploads_dir.iterdir())):
                 time.sleep(0.05)
             partial = list(uploads_dir.iterdir())
             assert len(partial) == 1
             assert partial[0].stat().st_size > 0
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(uploads_dir.iterdir()):
             time.sleep(0.05)
         assert list(uploads_dir.iterdir()) == []
