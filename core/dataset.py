@@ -505,7 +505,10 @@ def _validate_each(
             raise LimitError(
                 f"more than {limits.max_records:,} records", limit=Limits.setting("max_records"), line=number, unit=unit
             )
-        if _depth(value) > limits.max_json_depth:
+        # A text with no more opening brackets than the limit cannot nest deeper (brackets inside strings only make
+        # the bound looser), so the walk runs only for the rare record that might.
+        shallow = text is not None and text.count("{") + text.count("[") <= limits.max_json_depth
+        if not shallow and _depth(value) > limits.max_json_depth:
             raise LimitError(
                 f"JSON nested deeper than {limits.max_json_depth} levels",
                 limit=Limits.setting("max_json_depth"),

@@ -21,11 +21,11 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from core.confidence import hedging_rate, strips_hedging
-from service.jobs import decision_repository
+from service.jobs import decision_repository, repository
 from service.jobs.guards import get_job, succeeded_job
 from service.jobs.presenters import decision_set_out
 from service.jobs.schemas import DecisionSetList, DecisionSetOut
-from service.models import DecisionSet
+from service.models import Decision, DecisionSet
 from service.policies import CandidateScore, SampleScores, get_policy
 from service.policies.base import ScoreBatch
 from service.policies.frontier import DifficultyPoints, FrontierReference
@@ -271,6 +271,8 @@ def decide(session: Session, job_id: uuid.UUID, policy_name: str, params: dict[s
     decision_set.rejected_count = counts["rejected"]
     decision_set.unscored_count = counts["unscored"]
     session.flush()
+    if counts.total() >= repository.ANALYZE_MIN_ROWS:
+        repository.analyze(session, Decision)
     return decision_set
 
 

@@ -88,12 +88,9 @@ def iter_records(
         rows = repository.sample_page(session, job_id, decision_set.id, filters, after_ordinal=after, limit=BATCH)
         if not rows:
             return
-        chosen: dict[int, Candidate] = {}
-        wanted = {row.id: row.chosen_candidate for row in rows}
-        need = [sample_id for sample_id, name in wanted.items() if name is not None]
-        for option in repository.candidates_of_samples(session, need):
-            if option.name == wanted[option.sample_id]:
-                chosen[option.sample_id] = option
+        # Only the chosen candidate of each sample is read (one row a sample, not all of its candidates).
+        need = [row.id for row in rows if row.chosen_candidate is not None]
+        chosen = repository.chosen_candidates(session, decision_set.id, need)
         for row in rows:
             candidate = chosen.get(row.id)
             record = render_record(row.payload, row.layout, candidate)

@@ -53,7 +53,7 @@ from core.dataset import (
 )
 from service.db import UnitOfWork, session_scope, unit_of_work
 from service.jobs import lifecycle, repository
-from service.models import ChunkStatus, Job, JobStatus, Sample, utcnow
+from service.models import Candidate, Chunk, ChunkStatus, Job, JobStatus, Sample, utcnow
 from service.queue import enqueue_chunk_indexes, enqueue_finalize
 from service.settings import Settings, get_settings
 
@@ -425,6 +425,8 @@ def store_batch(
     finalize = False
     if last:
         job.status = JobStatus.running if job.started_at is not None else JobStatus.queued
+        if end >= repository.ANALYZE_MIN_ROWS:
+            repository.analyze(session, Sample, Candidate, Chunk)
         if repository.chunks_left(session, job_id) == 0:
             # Every chunk scored while the ingest ran (only when a resumed ingest found nothing left to store).
             job.scored_at = job.scored_at or now

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
@@ -220,6 +220,24 @@ def _copy(session: Session, statement: str, rows: Iterable[tuple[Any, ...]]) -> 
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
+# A step that bulk-writes at least this many rows refreshes the planner's statistics of the tables it wrote.
+ANALYZE_MIN_ROWS = 10_000
+
+
+def analyze(session: Session, *models: type[Base]) -> None:
+    """Refresh Postgres' planner statistics of the given tables, inside the session's transaction.
+
+    Bulk writes leave the statistics stale until autovacuum comes round (a minute or more later): a job's first
+    exports and queries would then be planned as if its new rows did not exist (measured on 100,000 samples: a page
+    of an export 100 ms instead of 2 ms). ANALYZE in the writing transaction counts that transaction's own rows, and
+    reads a fixed-size sample (a few hundred ms at any table size). SQLite plans without gathered statistics here.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for model in models:
+        session.execute(text(f"ANALYZE {model.__tablename__}"))
+
+
 def delete_job_rows(session: Session, job_id: uuid.UUID) -> None:
     """Delete every sample, candidate, chunk, decision set and decision of a job (its row stays)."""
     for model in (Decision, DecisionSet, Candidate, Sample, Chunk):
@@ -386,6 +404,24 @@ def candidates_of_samples(session: Session, sample_ids: Iterable[int]) -> Sequen
     return session.scalars(
         select(Candidate).where(Candidate.sample_id.in_(ids)).order_by(Candidate.sample_id, Candidate.position)
     ).all()
+
+
+def chosen_candidates(session: Session, decision_set_id: int, sample_ids: Iterable[int]) -> dict[int, Candidate]:
+    """The candidate the decision set chose, by sample id, for those of the given samples that have one."""
+    ids = list(sample_ids)
+    if not ids:
+        return {}
+    chosen = session.scalars(
+        select(Candidate)
+        .join(
+            Decision,
+            (Decision.sample_id == Candidate.sample_id)
+            & (Decision.chosen_candidate == Candidate.name)
+            & (Decision.decision_set_id == decision_set_id),
+        )
+        .where(Candidate.sample_id.in_(ids))
+    ).all()
+    return {candidate.sample_id: candidate for candidate in chosen}
 
 
 def score_values(candidate: Candidate) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from core.checkpoint import CheckpointError
 from core.dataset import DatasetError, Limits, iter_dataset
@@ -189,6 +189,27 @@ def test_ingest_stores_the_dataset_in_batches_and_queues_each_batchs_chunks(
     ingest.ingest_job(other)
     assert job_row(other).total_samples == 3
     assert referenced.exists()
+
+
+def test_a_big_ingest_refreshes_the_planners_statistics_of_what_it_wrote(
+    deployment: Deployment, settings: Settings, small_student: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The threshold lowered so 20 records count as a bulk write. On Postgres the tables were analyzed in the ingest's
+    # transaction: a small table is read whole, so the planner's row count is then exact (COPY alone never updates
+    # it). SQLite plans without gathered statistics: nothing to check but that the ingest is unaffected.
+    monkeypatch.setattr(repository, "ANALYZE_MIN_ROWS", 20)
+    path = spool(settings, jsonl_lines([record(index) for index in range(20)]))
+    job_id = create(settings, small_student, path)
+    ingest.ingest_job(job_id)
+    assert job_row(job_id).status == "queued"
+    if deployment.name == "postgres":
+        with session_scope() as session:
+            for table in ("samples", "candidates", "chunks"):
+                rows = session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                estimate = session.execute(
+                    text("SELECT reltuples FROM pg_class WHERE relname = :table"), {"table": table}
+                ).scalar_one()
+                assert (table, estimate) == (table, rows)
 
 
 def test_stored_chunks_score_while_the_rest_is_ingested_and_the_job_finishes_after(
