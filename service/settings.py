@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     probe_max_eval_items: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_eval_items, ge=1)
     probe_max_new_tokens: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_new_tokens, ge=1)
     probe_max_conditions: int = Field(default=DEFAULT_PROBE_LIMITS.probe_max_conditions, ge=1)
+    # A probe's request (its eval set of at most FRONTIER_PROBE_MAX_EVAL_ITEMS problems) is read whole into memory,
+    # so it has its own cap rather than the dataset upload's.
+    probe_max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Students with more parameters than this train a LoRA adapter in a probe instead of every weight.
     probe_lora_above_params: int = Field(default=400_000_000, ge=0)
     # A running probe task with no new curve point for this long lost its worker: the sweep re-queues it. It must

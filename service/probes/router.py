@@ -50,7 +50,19 @@ _CREATE_BODY: dict[str, Any] = {
 
 
 def _too_large(size: int, limit: int) -> LimitError:
-    return LimitError(f"the upload is {size:,} bytes, over {limit:,}", limit="FRONTIER_MAX_UPLOAD_BYTES")
+    return LimitError(f"the request is {size:,} bytes, over {limit:,}", limit="FRONTIER_PROBE_MAX_REQUEST_BYTES")
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused as soon as more than `limit` bytes have arrived (a chunked body has no length)."""
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(size, limit)
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _json_object(raw: bytes | str, field: str | None) -> dict[str, Any] | None:
@@ -79,8 +91,9 @@ def _json_object(raw: bytes | str, field: str | None) -> dict[str, Any] | None:
 async def create_probe(job_id: uuid.UUID, request: Request, uow: UowDep, settings: SettingsDep) -> ProbeOut:
     """Start a probe run on a succeeded job: fine-tune its student briefly per condition and seed; 202 + the run."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
-        raise _too_large(int(length), settings.max_upload_bytes)
+    limit = settings.probe_max_request_bytes
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(int(length), limit)
     eval_file: bytes | None = None
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
@@ -89,17 +102,15 @@ async def create_probe(job_id: uuid.UUID, request: Request, uow: UowDep, setting
             raise DatasetError("expected a file (JSONL or Parquet)", field="eval_set")
         if upload is not None:
             # Content-Length can be absent (chunked uploads) or wrong: the size that counts is what arrived.
-            eval_file = await upload.read()
-            if len(eval_file) > settings.max_upload_bytes:
-                raise _too_large(len(eval_file), settings.max_upload_bytes)
+            eval_file = await upload.read(limit + 1)
+            if len(eval_file) > limit:
+                raise _too_large(upload.size or len(eval_file), limit)
         raw = form.get("params")
         if raw is not None and not isinstance(raw, str):
             raise DatasetError("expected a text field holding a JSON object", field="params")
         params = _json_object(raw or "", "params")
     else:
-        body = await request.body()
-        if len(body) > settings.max_upload_bytes:
-            raise _too_large(len(body), settings.max_upload_bytes)
+        body = await _capped_body(request, limit)
         params = _json_object(body, None)
     run = await run_in_threadpool(
         lifecycle.create_probe_run,

@@ -116,7 +116,16 @@ CASES: dict[str, Case] = {
         env={"FRONTIER_PROBE_MAX_EVAL_ITEMS": "2"},
     ),
     "upload over the byte limit": Case(
-        413, "FRONTIER_MAX_UPLOAD_BYTES", eval_set=jsonl(*[GOOD_ITEM] * 20), env={"FRONTIER_MAX_UPLOAD_BYTES": "200"}
+        413,
+        "FRONTIER_PROBE_MAX_REQUEST_BYTES",
+        eval_set=jsonl(*[GOOD_ITEM] * 20),
+        env={"FRONTIER_PROBE_MAX_REQUEST_BYTES": "200"},
+    ),
+    "JSON body over the byte limit": Case(
+        413,
+        "FRONTIER_PROBE_MAX_REQUEST_BYTES",
+        json_body={"eval_set": [GOOD_ITEM] * 20},
+        env={"FRONTIER_PROBE_MAX_REQUEST_BYTES": "200"},
     ),
     "answer pattern not a regex": Case(
         422, "field 'answer_pattern': not a valid regular expression", json_body={"answer_pattern": "(\\d+"}
