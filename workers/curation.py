@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.dataset import SampleRecord, candidate_texts
@@ -150,6 +151,25 @@ def record_failure(job_id: uuid.UUID, error: str) -> None:
     """Mark a job failed with `error` (used when a task gives up)."""
     with session_scope() as session:
         lifecycle.fail_job(session, job_id, error)
+
+
+def sweep_uploads(settings: Settings | None = None) -> list[Path]:
+    """Delete spooled uploads no job reads that have sat for FRONTIER_CHUNK_TIMEOUT_S (where this process sees the
+    upload folder: the API's and the ingest workers' shared volume); returns the files removed."""
+    settings = settings or get_settings()
+    with session_scope() as session:
+        leftovers = recovery.leftover_uploads(
+            session, settings.upload_folder, now=utcnow(), older_than_s=settings.chunk_timeout_s
+        )
+    removed: list[Path] = []
+    for path in leftovers:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        log.warning("sweep: removed the leftover upload %s", path)
+        removed.append(path)
+    return removed
 
 
 def sweep(settings: Settings | None = None) -> list[recovery.Recovery]:

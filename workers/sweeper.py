@@ -35,13 +35,14 @@ class Sweeper:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        from workers.curation import sweep
+        from workers.curation import sweep, sweep_uploads
         from workers.probes import sweep_probes
 
         while not self._stop.is_set():
             try:
                 sweep(self.settings)
                 sweep_probes(self.settings)
+                sweep_uploads(self.settings)
             except Exception:
                 # An outage of the database or the broker: the next sweep tries again.
                 log.warning("sweep failed; retrying in %gs", self.settings.sweep_interval_s, exc_info=True)

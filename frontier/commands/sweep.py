@@ -2,8 +2,9 @@
 
 Re-queues chunks that have been running or waiting longer than FRONTIER_CHUNK_TIMEOUT_S, fails a job whose
 chunk has been started FRONTIER_MAX_CHUNK_ATTEMPTS times, and finalizes fully scored jobs whose finalize task
-was lost; re-queues probe tasks silent for FRONTIER_PROBE_TIMEOUT_S and fails those out of attempts. Prints one
-JSON line per job or probe run it changed. For cron, or for a deployment whose workers are all gone.
+was lost; re-queues probe tasks silent for FRONTIER_PROBE_TIMEOUT_S and fails those out of attempts; deletes
+spooled uploads no ingesting job reads, untouched for FRONTIER_CHUNK_TIMEOUT_S. Prints one JSON line per job or
+probe run it changed and per file it removed. For cron, or for a deployment whose workers are all gone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sweep once, or every `--every` seconds until interrupted."""
-    from workers.curation import sweep
+    from workers.curation import sweep, sweep_uploads
     from workers.probes import sweep_probes
 
     while True:
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             if probe.requeued or probe.failed:
                 requeued = [{"condition": condition, "seed": seed} for condition, seed in probe.requeued]
                 print(json.dumps({"probe_id": probe.probe_id, "requeued": requeued, "failed": list(probe.failed)}))
+        for path in sweep_uploads():
+            print(json.dumps({"upload_removed": str(path)}), flush=True)
         if args.every is None:
             return 0
         try:

@@ -11,12 +11,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.jobs import lifecycle, repository
 from service.jobs.presenters import as_utc
-from service.models import FINISHED_STATUSES, ChunkStatus, JobStatus
+from service.models import FINISHED_STATUSES, ChunkStatus, Job, JobStatus
+
+# The name every spooled upload gets (service.jobs.uploads.spool_multipart).
+UPLOAD_PATTERN = "upload-*.part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +124,32 @@ def claim_chunk(session: Session, job_id: uuid.UUID, index: int, *, max_attempts
         )
         return None
     return lifecycle.claim_chunk(session, job_id, index)
+
+
+def leftover_uploads(session: Session, folder: Path, *, now: datetime, older_than_s: float) -> list[Path]:
+    """Spooled uploads that no ingesting job reads and nothing has written for `older_than_s`.
+
+    An upload's file is the job's until its ingest ends and deletes it; one is left behind only when the request
+    failed between spooling and committing its job (a database outage, a killed API) or a deletion failed. The age
+    keeps a request that is still between the two from losing its file.
+    """
+    if not folder.is_dir():
+        return []
+    cutoff = now.timestamp() - older_than_s
+    old: list[Path] = []
+    for path in folder.glob(UPLOAD_PATTERN):
+        try:
+            if path.stat().st_mtime < cutoff:
+                old.append(path)
+        except FileNotFoundError:
+            continue
+    if not old:
+        return []
+    reading = set(
+        session.scalars(
+            select(Job.source_path).where(
+                Job.status == JobStatus.ingesting, Job.source_path.in_([str(path) for path in old])
+            )
+        )
+    )
+    return [path for path in old if str(path) not in reading]

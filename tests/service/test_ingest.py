@@ -538,3 +538,26 @@ def test_a_real_worker_ingests_and_scores_a_job(
     samples = client.get(f"/v1/jobs/{job['id']}/samples", params={"limit": 100}).json()["items"]
     assert [s["sample_id"] for s in samples] == [r["id"] for r in records]
     assert not path.exists()
+
+
+def test_the_sweep_removes_leftover_uploads_but_not_an_ingesting_jobs_file_nor_a_fresh_one(
+    deployment: Deployment, settings: Settings, small_student: Path
+) -> None:
+    lines = jsonl_lines([record(index) for index in range(3)])
+    # A request that spooled its upload and died before committing its job, long ago.
+    leftover = spool(settings, lines)
+    # The file of a job still ingesting (its worker is slow or gone: the ingest sweep re-queues it, the file stays).
+    reading = spool(settings, lines)
+    create(settings, small_student, reading)
+    # A request between spooling and committing, now.
+    fresh = spool(settings, lines)
+    hour_ago = time.time() - 3600
+    for path in (leftover, reading):
+        os.utime(path, (hour_ago, hour_ago))
+    sweep_settings = settings.model_copy(update={"chunk_timeout_s": 600.0})
+
+    assert curation.sweep_uploads(sweep_settings) == [leftover]
+    assert not leftover.exists()
+    assert reading.exists()
+    assert fresh.exists()
+    assert curation.sweep_uploads(sweep_settings) == []
