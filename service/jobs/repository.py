@@ -419,7 +419,9 @@ def chosen_candidates(session: Session, decision_set_id: int, sample_ids: Iterab
             & (Decision.chosen_candidate == Candidate.name)
             & (Decision.decision_set_id == decision_set_id),
         )
-        .where(Candidate.sample_id.in_(ids))
+        # Both sides restricted to the page's samples: with only the candidates' side, Postgres may hash-join against
+        # a scan of every decision of the set (measured at 1M samples: 500 ms a page instead of 5 ms).
+        .where(Candidate.sample_id.in_(ids), Decision.sample_id.in_(ids))
     ).all()
     return {candidate.sample_id: candidate for candidate in chosen}
 
