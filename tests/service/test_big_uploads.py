@@ -422,9 +422,11 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_file(
         )
         with socket.create_connection(("127.0.0.1", port)) as connection:
             connection.sendall(head.encode() + body[: len(body) // 2])
-            # The server is part-way through: the upload is on disk, growing. (Generous waits: a loaded CI machine.)
+            # The server is part-way through: the upload is on disk, growing (the file is created empty, then
+            # written a block at a time, so wait for bytes, not only for the file). Generous waits: a loaded CI
+            # machine.
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (uploads_dir.exists() and any(uploads_dir.iterdir())):
+            while time.monotonic() < deadline and not _spooled_bytes(uploads_dir):
                 time.sleep(0.05)
             partial = list(uploads_dir.iterdir())
             assert len(partial) == 1
@@ -445,6 +447,19 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_file(
         assert complete.status_code == 202, complete.text
         assert _jobs_named(server, filename) == [complete.json()["id"]]
         assert list(uploads_dir.iterdir()) == []
+
+
+def _spooled_bytes(folder: Path) -> int:
+    """Bytes in the spooled upload files of a folder so far (0 while there is none)."""
+    if not folder.exists():
+        return 0
+    total = 0
+    for path in folder.iterdir():
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 def _server_pid(server: LiveServer) -> int:
