@@ -1,9 +1,11 @@
-"""Files that appear only when complete: written beside their final path under a temporary name, then renamed."""
+"""Files that appear only when complete (written beside their final path under a temporary name, then renamed), and
+the names of spooled uploads."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,3 +28,12 @@ def atomic_write(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+# A spooled upload's name (the API writes it, the ingest reads it, the sweep removes leftovers by this pattern).
+SPOOL_PATTERN = "upload-*.part"
+
+
+def spool_path(folder: Path) -> Path:
+    """A new, unique path for a spooled upload in `folder`."""
+    return folder / SPOOL_PATTERN.replace("*", uuid.uuid4().hex)

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -345,6 +345,7 @@ class _Writer:
         # of Python (a 5,000-record batch has 40 chunks), time in which this writer would keep Postgres idle.
         # Sending chunks never raises (a broker outage leaves them to the sweep), and close() waits for every send.
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-send-{job_id}")
+        self._sends: list[Future[None]] = []
         self._thread = threading.Thread(target=self._run, name=f"ingest-{job_id}", daemon=True)
         self._thread.start()
 
@@ -359,10 +360,14 @@ class _Writer:
         self._put(None)
         self._thread.join()
         self._sender.shutdown(wait=True)
+        # A send that failed other than by a broker outage fails the ingest, as it did when sent from this thread.
+        failed = next((send.exception() for send in self._sends if send.exception() is not None), None)
+        if failed is not None and self.error is None:
+            self.error = failed
 
     def _send_chunks(self, chunks: list[int]) -> None:
         """Queue the scoring tasks of a committed batch's chunks, from the sender thread."""
-        self._sender.submit(enqueue_chunk_indexes, self.job_id, chunks, self.settings)
+        self._sends.append(self._sender.submit(enqueue_chunk_indexes, self.job_id, chunks, self.settings))
 
     def _put(self, item: tuple[list[SampleRecord], bool] | None) -> bool:
         while self._thread.is_alive():

@@ -16,12 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.files import SPOOL_PATTERN
 from service.jobs import lifecycle, repository
 from service.jobs.presenters import as_utc
 from service.models import FINISHED_STATUSES, ChunkStatus, Job, JobStatus
-
-# The name every spooled upload gets (service.jobs.uploads.spool_multipart).
-UPLOAD_PATTERN = "upload-*.part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +135,7 @@ def leftover_uploads(session: Session, folder: Path, *, now: datetime, older_tha
         return []
     cutoff = now.timestamp() - older_than_s
     old: list[Path] = []
-    for path in folder.glob(UPLOAD_PATTERN):
+    for path in folder.glob(SPOOL_PATTERN):
         try:
             if path.stat().st_mtime < cutoff:
                 old.append(path)

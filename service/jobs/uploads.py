@@ -13,7 +13,6 @@ bounded memory), Parquet by its footer's uncompressed size.
 from __future__ import annotations
 
 import hashlib
-import uuid
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from core.dataset import GZIP_MAGIC, DatasetError, DatasetFormat, LimitError, Limits
+from core.files import spool_path
 
 if TYPE_CHECKING:  # defined only for type checkers
     from python_multipart.multipart import MultipartCallbacks
@@ -185,7 +185,7 @@ async def spool_multipart(
     except FormParserError as exc:
         raise DatasetError(f"not a valid multipart body: {exc}") from exc
     await to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
-    path = folder / f"upload-{uuid.uuid4().hex}.part"
+    path = spool_path(folder)
     digest = hashlib.sha256()
     handle = await to_thread.run_sync(open, path, "xb")
     try:

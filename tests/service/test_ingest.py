@@ -26,6 +26,7 @@ from sqlalchemy import func, select, text, update
 from core.checkpoint import CheckpointError
 from core.dataset import DatasetError, Limits, iter_dataset
 from core.errors import ConflictError
+from core.files import spool_path
 from service.db import session_scope, unit_of_work
 from service.jobs import ingest, presenters, recovery, repository
 from service.models import Candidate, Chunk, ChunkStatus, Decision, Job, JobStatus, Sample
@@ -69,7 +70,7 @@ def spool(settings: Settings, lines: list[bytes], *, compress: bool = False) -> 
     """A spooled upload, as the API leaves one in the upload folder."""
     folder = settings.upload_folder
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"upload-{uuid.uuid4().hex}.part"
+    path = spool_path(folder)
     data = b"".join(line + b"\n" for line in lines)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
