@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -176,11 +177,14 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
     The truth is each teacher's `teacher:*` in-distribution exact match after the full fine-tune; the cost share is
     the whole probe run's tokens (every condition) over the tokens of the full per-teacher fine-tunes.
     """
+    from service.jobs.report import sampling_noise
+
     lines = [
-        "| seed | fine-tune ranking | probe ranking (exact match) | report ranking[0] (basis) | top-1 | Spearman "
-        "| probe cost share |",
-        "|---|---|---|---|---|---|---|",
+        "| seed | fine-tune ranking | fine-tune 1st - 2nd (noise) | probe ranking (exact match) "
+        "| report ranking[0] (basis) | top-1 | ranking[0] within noise of the best | Spearman | probe cost share |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    right = decisive = decisive_right = tied_right = 0
     for seed in seeds:
         probe, report = seed.get("probe"), seed.get("report") or {}
         if probe is None:
@@ -195,10 +199,23 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         share = probe["cost"]["tokens"] / full_tokens if full_tokens else None
         first = (report.get("ranking") or ["-"])[0]
         probe_order = " > ".join(f"{t} {100 * (probed[t] or 0):.0f}%" for t in by_probe)
+        # The truth's own resolution: the same two-standard-error rule the report applies to a probe, on the
+        # fine-tunes' eval problems. A first place inside it is a tie the eval set cannot break.
+        n_eval = seed["conditions"][f"teacher:{by_truth[0]}"]["eval"]["in_distribution"]["n"]
+        best = truth[by_truth[0]]
+        gap = best - truth[by_truth[1]] if len(by_truth) > 1 else math.inf
+        gap_noise = sampling_noise(best, truth[by_truth[1]], n_eval) if len(by_truth) > 1 else 0.0
+        close = first in truth and best - truth[first] <= sampling_noise(best, truth[first], n_eval)
+        right += first == by_truth[0]
+        tied_right += close
+        if gap > gap_noise:
+            decisive += 1
+            decisive_right += first == by_truth[0]
         lines.append(
-            f"| {seed['seed']} | {' > '.join(by_truth)} | {probe_order} | {first} ({report.get('ranking_basis')}) "
-            f"| {'yes' if first == by_truth[0] else 'no'} | {'-' if rho is None else f'{rho:+.2f}'} "
-            f"| {'-' if share is None else f'{share:.1%}'} |"
+            f"| {seed['seed']} | {' > '.join(by_truth)} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
+            f"{'' if gap > gap_noise else ', a tie'} | {probe_order} | {first} ({report.get('ranking_basis')}) "
+            f"| {'yes' if first == by_truth[0] else 'no'} | {'yes' if close else 'no'} "
+            f"| {'-' if rho is None else f'{rho:+.2f}'} | {'-' if share is None else f'{share:.1%}'} |"
         )
     run: dict[str, Any] | None = next((seed["probe"] for seed in seeds if seed.get("probe")), None)
     if run is None:
@@ -211,7 +228,13 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         f"{budget['batch_size']} examples, peak lr {lr}{chosen}, {budget['seeds']} seed(s), "
         f"{budget['held_out']} held-out samples), per seed:\n\n"
     )
-    return head + "\n".join(lines) + "\n"
+    counted = len(lines) - 2
+    tail = (
+        f"\nTop-1: {right} of {counted}; where the full fine-tunes separate their first two beyond the noise of their "
+        f"eval problems: {decisive_right} of {decisive}; ranking[0]'s full fine-tune within that noise of the best: "
+        f"{tied_right} of {counted}.\n"
+    )
+    return head + "\n".join(lines) + "\n" + tail
 
 
 def teacher_score_table(seeds: Sequence[dict[str, Any]]) -> str:

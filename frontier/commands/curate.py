@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.probes import ProbeBudget
 from core.templates import TEMPLATES
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ def register(subparsers: Any) -> None:
         default=None,
         help="JSONL or Parquet of {instruction, input, answer[, response]} (default: hold out some of DATA's samples)",
     )
-    probe.add_argument("--probe-steps", type=int, default=None, help="optimiser steps per condition and seed (100)")
-    probe.add_argument("--probe-seeds", type=int, default=None, help="seeds per condition (1)")
+    probe.add_argument(
+        "--probe-steps", type=int, default=None, help=f"optimiser steps per condition and seed ({ProbeBudget().steps})"
+    )
+    probe.add_argument("--probe-seeds", type=int, default=None, help=f"seeds per condition ({ProbeBudget().seeds})")
     probe.add_argument(
         "--probe-params",
         default=None,

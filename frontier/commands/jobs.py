@@ -192,11 +192,11 @@ def register(subparsers: Any) -> None:
         help="also train on these decision sets' retained samples (each a condition decision_set:ID)",
     )
     probe.add_argument(
-        "--no-baselines",
+        "--baselines",
         dest="baselines",
-        action="store_false",
+        action="store_true",
         default=None,
-        help="train only the teachers (not `original` and `union`): the cheaper run that compares teachers",
+        help="also train `original` and `union` beside the teachers (a longer run; the recommendation needs neither)",
     )
     probe.add_argument("--wait", action="store_true", help="follow the run to its end, then print the results")
 

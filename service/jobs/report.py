@@ -298,12 +298,20 @@ def probe_ranking(
     ordered = sorted(score_order, key=lambda t: -exact(t))  # stable: ties stay in the score-only order
     run = probes.run
     margin = spread = noise = None
+    contenders = [ordered[0].teacher]
     if len(ordered) > 1:
         first, second = fits[ordered[0].teacher], fits[ordered[1].teacher]
+        measured = run.eval.n_items * max(1, first.seeds)
         margin = exact(ordered[0]) - exact(ordered[1])
         if first.exact_match_sd is not None and second.exact_match_sd is not None:
             spread = max(first.exact_match_sd, second.exact_match_sd)
-        noise = sampling_noise(exact(ordered[0]), exact(ordered[1]), run.eval.n_items * max(1, first.seeds))
+        noise = sampling_noise(exact(ordered[0]), exact(ordered[1]), measured)
+        # Every teacher the eval problems cannot tell from the first: what is left for another signal to order.
+        contenders += [
+            t.teacher
+            for t in ordered[1:]
+            if exact(ordered[0]) - exact(t) <= sampling_noise(exact(ordered[0]), exact(t), measured)
+        ]
     evidence = ProbeEvidence(
         probe_id=run.id,
         steps=run.budget.steps,
@@ -312,6 +320,7 @@ def probe_ranking(
         eval_source=run.eval.source,
         eval_items=run.eval.n_items,
         conclusive=margin is None or (noise is not None and margin > noise),
+        contenders=contenders,
         margin=margin,
         noise=noise,
         spread=spread,
@@ -347,6 +356,31 @@ def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
     return text
 
 
+def _contenders_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
+    """The recommendation of a probe that set some teachers apart but could not tell its first from the next."""
+    contenders = [t for t in ranked if t.teacher in evidence.contenders]
+    behind = [t.teacher for t in ranked if t.teacher not in evidence.contenders]
+
+    def measured(teacher: TeacherReport) -> str:
+        assert teacher.probe is not None
+        assert teacher.probe.exact_match is not None
+        return f"{teacher.teacher} {teacher.probe.exact_match:.0%}"
+
+    separated = (
+        f"the probe set {', '.join(behind)} behind (by more than the noise of its {evidence.eval_items} eval "
+        "problems) and "
+        if behind
+        else ""
+    )
+    return (
+        f"{ranked[0].teacher} leads probe run {evidence.probe_id}, but not by a clear margin: after {evidence.steps} "
+        f"optimiser steps {separated}could not separate {', '.join(measured(t) for t in contenders)} exact match "
+        f"(±{evidence.noise or 0:.0%} on {evidence.eval_items} eval problems; exact ties in score-only order). "
+        "Treat the first place as uncertain among those: a longer probe budget, more eval problems or more seeds may "
+        "separate them."
+    )
+
+
 def _recommendation(
     ranked: list[TeacherReport],
     by_frontier: list[TeacherReport],
@@ -360,7 +394,7 @@ def _recommendation(
     best = ranked[0]
     if basis == "probe":
         assert evidence is not None
-        text = _probe_text(ranked, evidence)
+        text = _probe_text(ranked, evidence) if evidence.conclusive else _contenders_text(ranked, evidence)
         if score_first is not None and score_first != best.teacher:
             text += f" The score-only signal would rank {score_first} first: the signals disagree, the probe decides."
         share = best.hedging.overconfident_share
@@ -373,18 +407,10 @@ def _recommendation(
             text += f" Frontier fit alone would rank {by_frontier[0].teacher} first: the signals disagree."
     else:
         text = _frontier_text(ranked, band)
-    if evidence is not None and not evidence.conclusive:
-        margin = evidence.margin or 0.0
-        text += (
-            f" Probe run {evidence.probe_id} did not separate the teachers: the top two differ by {margin:.0%} exact "
-            f"match after {evidence.steps} steps, within the noise of its {evidence.eval_items} eval problems "
-            f"(±{evidence.noise or 0:.0%}); a longer probe budget, more eval problems or more seeds may."
-        )
-    else:
-        text += (
-            " A score-only signal: a probe run (a short fine-tune per teacher, `frontier jobs probe`) is the decisive "
-            "check (docs/experiment.md)."
-        )
+    text += (
+        " A score-only signal: a probe run (a short fine-tune per teacher, `frontier jobs probe`) is the decisive "
+        "check (docs/experiment.md)."
+    )
     share = best.hedging.overconfident_share
     if share is not None and share >= OVERCONFIDENT_CAUTION_SHARE:
         text += f" Caution: {share:.0%} of {best.teacher}'s refinements strip the original's hedging."
@@ -558,9 +584,11 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         if by_probe is not None:
             probe_order, evidence = by_probe
             rankings["probe"] = [t.teacher for t in probe_order]
-            # A probe that cannot tell the first teacher from the second is reported, not ranked by.
-            if evidence.conclusive:
-                basis, ordered = "probe", probe_order
+            # A measured outcome outranks a forecast, even an uncertain one (reported as such, with the teachers
+            # it could not tell apart): a probe near the floor means a student below the task's frontier, exactly
+            # where likelihood-style scores reward the familiar rather than the learnable (docs/experiment.md).
+            # Exact ties keep the score-only order.
+            basis, ordered = "probe", probe_order
     ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(ordered, start=1)]
     originals = [_teacher_report(ORIGINAL, tallies[ORIGINAL], None)] if ORIGINAL in tallies else []
     return ReportOut(

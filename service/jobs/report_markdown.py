@@ -64,7 +64,8 @@ def report_markdown(report: ReportOut) -> str:
             f"Probe run {probe.probe_id}: {probe.steps} steps of {probe.batch_size} examples, {probe.seeds} seed(s), "
             f"{probe.eval_items} {probe.eval_source.replace('_', '-')} problems, {probe.tokens:,} tokens; "
             f"{'conclusive' if probe.conclusive else 'inconclusive'}: margin {_pct(probe.margin)} against "
-            f"eval noise ±{_pct(probe.noise)}; {spread}.",
+            f"eval noise ±{_pct(probe.noise)}; {spread}."
+            + ("" if probe.conclusive else f" Not separated by the probe: {', '.join(probe.contenders)}."),
             "",
         ]
     if report.warnings:

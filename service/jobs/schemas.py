@@ -314,7 +314,7 @@ class ProbeFit(BaseModel):
 
 
 class ProbeEvidence(BaseModel):
-    """The probe run the ranking rests on (or that was inconclusive), and how clear its verdict is."""
+    """The probe run the ranking rests on, and how clear its verdict is."""
 
     probe_id: int
     steps: int
@@ -323,8 +323,13 @@ class ProbeEvidence(BaseModel):
     eval_source: str
     eval_items: int
     conclusive: bool = Field(
-        description="the first teacher's exact match exceeds the second's by more than `noise`: only then does the "
-        "probe decide the ranking"
+        description="the first teacher's exact match exceeds the second's by more than `noise`; when false the "
+        "ranking's first place is uncertain among `contenders`"
+    )
+    contenders: list[str] = Field(
+        default_factory=list,
+        description="the probe's first teacher and every teacher within the eval noise of it, best first: the "
+        "teachers an inconclusive run cannot tell apart (it still ranks them: exact ties in score-only order)",
     )
     margin: float | None = Field(description="first minus second teacher's mean exact match")
     noise: float | None = Field(

@@ -36,8 +36,9 @@ class ProbeRequest:
     decision_sets: tuple[int, ...]
     # None: hold out `budget.held_out` of the job's own samples.
     eval_items: list[EvalItem] | None
-    # Whether the `original` and `union` conditions train beside the teachers.
-    baselines: bool = True
+    # Whether the `original` and `union` conditions train beside the teachers: off by default, since the teacher
+    # recommendation needs only the teachers and the default budget spends a fifth of a fine-tune on each of them.
+    baselines: bool = False
 
 
 def parse_probe_request(
@@ -65,7 +66,7 @@ def parse_probe_request(
         eval_items = parse_eval_set(eval_file, max_items=limits.probe_max_eval_items)
     elif rows is not None:
         eval_items = _inline_eval_set(rows, limits)
-    baselines = options.get("baselines", True)
+    baselines = options.get("baselines", False)
     if not isinstance(baselines, bool):
         raise DatasetError(f"expected true or false, got {type(baselines).__name__}", field="baselines")
     return ProbeRequest(budget, pattern, _decision_set_ids(options.get("decision_sets")), eval_items, baselines)

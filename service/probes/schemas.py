@@ -32,7 +32,7 @@ class ProbeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int | None = Field(default=None, description="optimiser steps per (condition, seed); default 480")
+    steps: int | None = Field(default=None, description="optimiser steps per (condition, seed); default 750")
     batch_size: int | None = Field(default=None, description="examples per step; default 2")
     peak_lr: float | None = Field(
         default=None,
@@ -40,7 +40,7 @@ class ProbeCreate(BaseModel):
         "2e-4 for a LoRA adapter (the one used is in each seed's cost)",
     )
     warmup_steps: int | None = Field(default=None, description="linear warm-up steps; default 10")
-    eval_every: int | None = Field(default=None, description="steps between curve points; default 120")
+    eval_every: int | None = Field(default=None, description="steps between curve points; default 150")
     seeds: int | None = Field(default=None, description="seeds per condition; default 1")
     held_out: int | None = Field(default=None, description="samples held out when no eval set is given; default 64")
     max_new_tokens: int | None = Field(default=None, description="greedy generation length; default 128")
@@ -49,7 +49,9 @@ class ProbeCreate(BaseModel):
         description="regex whose group (or whole match) is the answer; default `Answer: X`, else the last number",
     )
     baselines: bool | None = Field(
-        default=None, description="also train `original` and `union` beside the teachers; default true"
+        default=None,
+        description="also train `original` and `union` beside the teachers; default false (the default budget is "
+        "sized for the teachers alone)",
     )
     decision_sets: list[int] | None = Field(
         default=None, description="decision set ids of this job: each adds the condition `decision_set:ID`"

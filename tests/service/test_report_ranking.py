@@ -132,22 +132,42 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert f"Ranked by exact match after probe run {probe_id}" in markdown
     assert "52% ± 4%" in markdown
 
-    # A later run that ties at the top is reported, not ranked by: the score-only ranking stands.
+    # A later run that ties at the top still ranks, flagged inconclusive: exact ties keep the score-only order.
     tie_id = _store_probe(job_id, {t: [0.0] for t in by_rsr})
     tied = client.get(f"/v1/jobs/{job['id']}/report").json()
     assert tied["probe"]["probe_id"] == tie_id
     assert tied["probe"]["conclusive"] is False
+    assert tied["probe"]["contenders"] == by_rsr
     assert tied["probe"]["margin_exceeds_spread"] is None
-    assert tied["ranking_basis"] == "rsr"
+    assert tied["ranking_basis"] == "probe"
     assert tied["ranking"] == by_rsr
-    assert f"Probe run {tie_id} did not separate the teachers" in tied["recommendation"]
+    assert tied["recommendation"].startswith(f"{by_rsr[0]} leads probe run {tie_id}, but not by a clear margin")
+    assert "behind" not in tied["recommendation"]
 
-    # A margin inside the noise of its eval problems (one problem of 40) is not a verdict either.
+    # A margin inside the noise of its eval problems (one problem of 40) is no verdict either, but the best estimate.
     close_id = _store_probe(job_id, {t: [0.1 if t == wanted else 0.075] for t in by_rsr})
     close = client.get(f"/v1/jobs/{job['id']}/report").json()
     assert close["probe"]["probe_id"] == close_id
     assert close["probe"]["margin"] == pytest.approx(0.025)
     assert close["probe"]["noise"] > close["probe"]["margin"]
     assert close["probe"]["conclusive"] is False
-    assert close["ranking_basis"] == "rsr"
-    assert close["rankings"]["probe"][0] == wanted
+    assert close["ranking_basis"] == "probe"
+    assert close["ranking"][0] == close["rankings"]["probe"][0] == wanted
+
+    # A probe that separates some teachers but not its first two still ranks (its first is the best estimate), and
+    # says which teachers it could not tell apart.
+    rival = by_rsr[0]
+    partial_id = _store_probe(job_id, {t: [0.5 if t == wanted else 0.45 if t == rival else 0.0] for t in by_rsr})
+    partial = client.get(f"/v1/jobs/{job['id']}/report").json()
+    evidence = partial["probe"]
+    assert evidence["probe_id"] == partial_id
+    assert evidence["conclusive"] is False
+    assert evidence["contenders"] == [wanted, rival]
+    assert partial["ranking_basis"] == "probe"
+    assert partial["rankings"]["probe"][:2] == [wanted, rival]
+    assert partial["ranking"] == partial["rankings"]["probe"]
+    assert partial["suggested_decide"]["params"] == {"teachers": [wanted]}
+    assert partial["recommendation"].startswith(f"{wanted} leads probe run {partial_id}, but not by a clear margin")
+    assert "45%" in partial["recommendation"]
+    markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
+    assert f"Not separated by the probe: {wanted}, {rival}." in markdown

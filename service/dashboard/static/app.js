@@ -493,6 +493,7 @@
         + ` (margin ${pct(probe.margin)} vs eval noise ±${pct(probe.noise)})`
         + (probe.margin_exceeds_spread == null ? '; seed spread unknown.'
           : probe.margin_exceeds_spread ? '; the margin exceeds the seed spread.' : '; the margin is within the seed spread.')
+        + (probe.conclusive ? '' : ` Not separated by the probe: ${(probe.contenders || []).join(', ')}.`)
       : '';
     const table = el('table', { class: 'data', id: 'teacher-table' },
       el('thead', {}, el('tr', {}, columns.map(([name, , cls]) => el('th', { class: cls || '' }, name)))),

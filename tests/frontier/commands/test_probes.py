@@ -25,7 +25,19 @@ pytestmark = pytest.mark.slow
 
 N_SAMPLES = 16
 WAIT_S = 420
-TINY = ["--steps", "4", "--eval-every", "2", "--held-out", "4", "--max-new-tokens", "8", "--batch-size", "4"]
+TINY = [
+    "--steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--held-out",
+    "4",
+    "--max-new-tokens",
+    "8",
+    "--batch-size",
+    "4",
+    "--baselines",
+]
 TINY_PARAMS: dict[str, Any] = {
     "steps": 4,
     "eval_every": 2,

@@ -22,6 +22,7 @@ from tests.service.probes.helpers import (
     CONDITIONS,
     N_SAMPLES,
     TINY,
+    TINY_BUDGET,
     probe_rows,
     run_tasks,
     succeeded_job,
@@ -73,7 +74,7 @@ def test_a_probe_run_through_a_real_worker(deployment: Deployment, client: TestC
         probe, seen = wait_for_probe(client, job_id, created.json()["id"], worker)
     assert probe["status"] == "succeeded", probe["error"]
     assert probe["job_id"] == job_id
-    assert probe["budget"] == {**TINY, "peak_lr": None, "seeds": 1}
+    assert probe["budget"] == {**TINY_BUDGET, "peak_lr": None, "seeds": 1}
     assert probe["conditions"] == CONDITIONS
     assert probe["progress"] == {"tasks_total": 5, "tasks_done": 5, "steps_total": 20, "steps_done": 20, "fraction": 1}
     assert probe["error"] is None
@@ -211,12 +212,10 @@ def test_a_decision_set_adds_its_retained_set_as_a_condition(
     assert seed["cost"]["examples"] == len(retained)
 
 
-def test_without_baselines_only_the_teachers_train(
-    deployment: Deployment, client: TestClient, small_student: Path
-) -> None:
-    """`baselines: false` leaves out `original` and `union`: the cheaper run that only compares teachers."""
+def test_by_default_only_the_teachers_train(deployment: Deployment, client: TestClient, small_student: Path) -> None:
+    """By default (`baselines` not given) only the teachers train: `original` and `union` are on request."""
     job_id = succeeded_job(client, small_student)
-    created = client.post(f"/v1/jobs/{job_id}/probes", json={**TINY, "baselines": False})
+    created = client.post(f"/v1/jobs/{job_id}/probes", json=TINY_BUDGET)
     assert created.status_code == 202, created.text
     probe = created.json()
     assert probe["conditions"] == [c for c in CONDITIONS if c.startswith("teacher:")]
