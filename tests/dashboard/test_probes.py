@@ -232,7 +232,9 @@ def test_a_running_probe_is_followed_live_until_it_succeeds(
 @pytest.fixture(scope="module")
 def probed(server: LiveServer, job: dict[str, Any]) -> dict[str, Any]:
     """A probe run on the job with the tiny budget, fine-tuned by the server's worker until it succeeded."""
-    response = httpx.post(f"{server.url}/v1/jobs/{job['id']}/probes", json=TINY_BUDGET, timeout=60)
+    # With the baselines, so the dashboard draws every kind of condition a run can have.
+    body = {**TINY_BUDGET, "baselines": True}
+    response = httpx.post(f"{server.url}/v1/jobs/{job['id']}/probes", json=body, timeout=60)
     assert response.status_code == 202, response.text
     return wait_for(server, f"/v1/jobs/{job['id']}/probes/{response.json()['id']}", "probe run")
 

@@ -76,7 +76,8 @@ def test_a_probe_task_killed_mid_run_is_rerun_by_the_sweep_and_stored_once(
     first = stack.start_worker(SWEEP_INTERVAL_S="0")
     job_id = create_job(client, small_student, N_SAMPLES, start=96)
     assert wait_until(lambda: job_finished(stack, job_id), WAIT_S, "the job to finish") == "succeeded", first.tail()
-    created = client.post(f"/v1/jobs/{job_id}/probes", json=BUDGET)
+    # With the baselines: five conditions, so a kill lands among several running and queued tasks.
+    created = client.post(f"/v1/jobs/{job_id}/probes", json={**BUDGET, "baselines": True})
     assert created.status_code == 202, created.text
     probe_id = int(created.json()["id"])
 
