@@ -306,7 +306,7 @@ def probe_ranking(
         if first.exact_match_sd is not None and second.exact_match_sd is not None:
             spread = max(first.exact_match_sd, second.exact_match_sd)
         noise = sampling_noise(exact(ordered[0]), exact(ordered[1]), measured)
-        # Every teacher the eval problems cannot tell from the first: what is left for another signal to order.
+        # Every teacher the eval problems cannot tell from the first: among these the first place is uncertain.
         contenders += [
             t.teacher
             for t in ordered[1:]
