@@ -1,9 +1,9 @@
 """Probe runs, the torch-free part: conditions, budgets and their limits, eval sets, and how answers are read.
 
 A probe run fine-tunes a fresh copy of a job's student for a short budget on each condition (every teacher's
-refinements, the originals, the union of the teachers, optionally a decision set's retained set) and measures
-what it can then do by greedy generation on held-out problems. The API validates and stores what is here; the
-probe engine (workers/probing, torch) trains and evaluates with the same definitions.
+refinements; on request the originals and the union of the teachers; optionally a decision set's retained set)
+and measures what it can then do by greedy generation on held-out problems. The API validates and stores what
+is here; the probe engine (workers/probing, torch) trains and evaluates with the same definitions.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ teacher comparison (report.json, report.md), the provenance manifest (manifest.j
 (README.md).
 
 With --probe, once the job has succeeded the same local worker runs a probe run on it (docs/probes.md): a
-fresh copy of the student fine-tuned for a short budget on each condition (each teacher's refinements, the
-originals, their union), measured by exact match on --eval-set or on held-out samples. Its result is written as
-probe.json (the API's ProbeOut) and its table printed on stderr.
+fresh copy of the student fine-tuned for a short budget on each condition (each teacher's refinements; the
+originals and their union with {"baselines": true}), measured by exact match on --eval-set or on held-out
+samples. Its result is written as probe.json (the API's ProbeOut) and its table printed on stderr.
 """
 
 from __future__ import annotations

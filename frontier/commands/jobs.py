@@ -157,8 +157,8 @@ def register(subparsers: Any) -> None:
     probe = action(
         "probe",
         _probe,
-        "fine-tune a fresh copy of the job's student on each condition (each teacher, the originals, the union) "
-        "for a short budget and measure exact match; prints the probe run's id",
+        "fine-tune a fresh copy of the job's student on each condition (each teacher; with --baselines also the "
+        "originals and the union) for a short budget and measure exact match; prints the probe run's id",
     )
     probe.add_argument("job", help="job id (a succeeded job)")
     probe.add_argument(
