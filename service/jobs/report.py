@@ -337,7 +337,8 @@ def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
     seeds = f"{evidence.seeds} seeds" if evidence.seeds > 1 else "1 seed"
     text = (
         f"{best.teacher} trained this student best in probe run {evidence.probe_id}: {best.probe.exact_match:.0%} "
-        f"exact match on {evidence.eval_items} held-out problems after {evidence.steps} optimiser steps ({seeds})"
+        f"exact match on {evidence.eval_items} held-out problems after {evidence.steps} optimiser steps of "
+        f"{evidence.batch_size} examples ({seeds})"
     )
     if len(ranked) > 1:
         runner = ranked[1]
@@ -356,6 +357,11 @@ def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
     return text
 
 
+def _in_words(names: Sequence[str]) -> str:
+    """Names as a sentence lists them: `a`, `a and b`, `a, b and c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _contenders_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
     """The recommendation of a probe that set some teachers apart but could not tell its first from the next."""
     contenders = [t for t in ranked if t.teacher in evidence.contenders]
@@ -367,14 +373,15 @@ def _contenders_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> st
         return f"{teacher.teacher} {teacher.probe.exact_match:.0%}"
 
     separated = (
-        f"the probe set {', '.join(behind)} behind (by more than the noise of its {evidence.eval_items} eval "
+        f"the probe set {_in_words(behind)} behind (by more than the noise of its {evidence.eval_items} eval "
         "problems) and "
         if behind
         else ""
     )
     return (
         f"{ranked[0].teacher} leads probe run {evidence.probe_id}, but not by a clear margin: after {evidence.steps} "
-        f"optimiser steps {separated}could not separate {', '.join(measured(t) for t in contenders)} exact match "
+        f"optimiser steps of {evidence.batch_size} examples {separated}could not separate "
+        f"{_in_words([measured(t) for t in contenders])} exact match "
         f"(±{evidence.noise or 0:.0%} on {evidence.eval_items} eval problems; exact ties in score-only order). "
         "Treat the first place as uncertain among those: a longer probe budget, more eval problems or more seeds may "
         "separate them."

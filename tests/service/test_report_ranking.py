@@ -169,5 +169,8 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert partial["suggested_decide"]["params"] == {"teachers": [wanted]}
     assert partial["recommendation"].startswith(f"{wanted} leads probe run {partial_id}, but not by a clear margin")
     assert "45%" in partial["recommendation"]
+    behind = [t for t in by_rsr if t not in (wanted, rival)]
+    assert f"could not separate {wanted} 50% and {rival} 45% exact match" in partial["recommendation"]
+    assert f"the probe set {' and '.join(behind)} behind" in partial["recommendation"]
     markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
     assert f"Not separated by the probe: {wanted}, {rival}." in markdown
