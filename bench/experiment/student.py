@@ -11,11 +11,14 @@ Pre-training runs the same loop (workers/probing/training.py).
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import logging
 import math
 import random
 import string
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -80,11 +83,30 @@ def char_tokenizer(n_positions: int) -> Any:
     return wrap_tokenizer(backend, n_positions)
 
 
+def _build_code(family: str) -> str:
+    """A digest of the source that builds a family's student, so a cached build from older code is not reused."""
+    from examples import training as model_shapes
+    from workers.probing import data, training
+
+    modules = [
+        sys.modules[__name__],
+        model_shapes,
+        data,
+        training,
+        inspect.getmodule(FAMILIES[family].pretraining_documents),
+    ]
+    digest = hashlib.sha256()
+    for module in modules:
+        if module is not None:
+            digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
 def pretrain_student(out_dir: Path, seed: int, plan: StudentPlan, family: str = "addition") -> Path:
     """Pre-train the student on the easy end of a task family (reused when `out_dir` holds the same build)."""
     import torch
 
-    key = {"seed": seed, "family": family, "plan": asdict(plan), "alphabet": ALPHABET}
+    key = {"seed": seed, "family": family, "plan": asdict(plan), "alphabet": ALPHABET, "code": _build_code(family)}
     stamp = out_dir / STAMP
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
         return out_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from bench.experiment.__main__ import main
 from bench.experiment.families import FAMILIES
+from bench.experiment.student import STAMP, StudentPlan, pretrain_student
 from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
 from core.probes import extract_answer
 from service.policies import POLICIES
@@ -85,3 +87,22 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         assert seed["probe"]["status"] == "succeeded"
         assert seed["report"]["ranking"]
     assert "probe cost share" in table
+
+
+def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_path: Path) -> None:
+    """The build stamp carries a digest of the pre-training code: the same code reuses the build, other code not."""
+    plan = StudentPlan(steps=2)
+    student = pretrain_student(tmp_path / "student", 0, plan, "addition")
+    stamp, weights = student / STAMP, student / "model.safetensors"
+    built = json.loads(stamp.read_text())
+    # An old timestamp on the weights tells a rewrite from a reuse whatever the file system's clock resolution.
+    os.utime(weights, ns=(0, 0))
+
+    assert pretrain_student(tmp_path / "student", 0, plan, "addition") == student
+    assert weights.stat().st_mtime_ns == 0  # reused: same seed, plan and code
+
+    stale = {**built, "key": {**built["key"], "code": "from-older-code"}}
+    stamp.write_text(json.dumps(stale))
+    pretrain_student(tmp_path / "student", 0, plan, "addition")
+    assert weights.stat().st_mtime_ns != 0  # rebuilt
+    assert json.loads(stamp.read_text())["key"]["code"] == built["key"]["code"]
