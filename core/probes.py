@@ -72,6 +72,9 @@ class ProbeBudget:
     # None: chosen by the engine for the student and method (workers/probing/student.py `probe_learning_rate`).
     peak_lr: float | None = None
     warmup_steps: int = 10
+    # The length of the learning-rate schedule (warm-up, then cosine decay), None: `steps`. Longer than `steps`, the
+    # probe runs the first `steps` of that schedule: a prefix of the fine-tune the user plans, in its own regime.
+    schedule_steps: int | None = None
     eval_every: int = 150
     seeds: int = 1
     # Held-out samples taken from the job when no eval set is uploaded.
@@ -105,6 +108,7 @@ _BOUNDED: dict[str, tuple[str | None, int]] = {
     "held_out": ("probe_max_eval_items", 1),
     "max_new_tokens": ("probe_max_new_tokens", 1),
     "warmup_steps": (None, 0),
+    "schedule_steps": ("probe_max_steps", 1),
     "eval_every": (None, 1),
 }
 
@@ -135,6 +139,8 @@ def parse_budget(params: dict[str, Any] | None, limits: ProbeLimits = DEFAULT_PR
                 raise DatasetError(f"expected 0 < peak_lr <= 1, got {value}", field=name)
             values[name] = float(value)
             continue
+        if name == "schedule_steps" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise DatasetError(f"expected an integer, got {type(value).__name__}", field=name)
         limit, minimum = _BOUNDED[name]
@@ -151,6 +157,11 @@ def parse_budget(params: dict[str, Any] | None, limits: ProbeLimits = DEFAULT_PR
     budget = ProbeBudget(**values)
     if budget.warmup_steps >= budget.steps:
         raise DatasetError(f"expected fewer warm-up steps than steps ({budget.steps})", field="warmup_steps")
+    if budget.schedule_steps is not None and budget.schedule_steps < budget.steps:
+        raise DatasetError(
+            f"expected a schedule at least as long as the steps run ({budget.steps}), got {budget.schedule_steps}",
+            field="schedule_steps",
+        )
     return budget
 
 

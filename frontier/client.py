@@ -315,8 +315,8 @@ class Client:
     ) -> dict[str, Any]:
         """Start a probe run on a succeeded job: fine-tune the student per condition and measure exact match.
 
-        `params` are the budget fields (steps, batch_size, peak_lr, warmup_steps, eval_every, seeds, held_out,
-        max_new_tokens), `answer_pattern` and `decision_sets` (ids); None values are left to the server's
+        `params` are the budget fields (steps, batch_size, peak_lr, warmup_steps, schedule_steps, eval_every, seeds,
+        held_out, max_new_tokens), `answer_pattern` and `decision_sets` (ids); None values are left to the server's
         defaults. `eval_set` is a local JSONL or Parquet file of {instruction, input, answer[, response]} rows,
         uploaded with the request (without one the server holds out `held_out` of the job's samples). Returns
         the ProbeOut as JSON.

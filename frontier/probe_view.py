@@ -96,8 +96,10 @@ def budget_text(budget: Mapping[str, Any]) -> str:
     if not budget:
         return "-"
     seeds = budget.get("seeds")
+    schedule = budget.get("schedule_steps")
+    prefix = f" (the first of a {schedule}-step schedule)" if schedule and schedule != budget.get("steps") else ""
     return (
-        f"{budget.get('steps')} steps of {budget.get('batch_size')} examples, "
+        f"{budget.get('steps')} steps{prefix} of {budget.get('batch_size')} examples, "
         f"peak lr {budget.get('peak_lr') or 'auto'} ({budget.get('warmup_steps')} warm-up), "
         f"a curve point every {budget.get('eval_every')} steps, "
         f"{seeds} seed{'' if seeds == 1 else 's'}, {budget.get('max_new_tokens')} new tokens"

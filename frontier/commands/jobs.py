@@ -177,6 +177,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="linear warm-up steps (default 10, or a tenth of --steps when that leaves too few)",
     )
+    probe.add_argument(
+        "--schedule-steps",
+        type=_positive_int,
+        default=None,
+        help="learning-rate schedule length (default --steps); longer, the probe runs the first --steps of it: with "
+        "your fine-tune's --batch-size, --peak-lr and --warmup-steps, a prefix of that fine-tune",
+    )
     probe.add_argument("--eval-every", type=_positive_int, default=None, help="a learning-curve point every N steps")
     probe.add_argument("--held-out", type=_positive_int, default=None, help="samples held out as the eval set")
     probe.add_argument("--max-new-tokens", type=_positive_int, default=None, help="greedy generation length")
@@ -607,6 +614,7 @@ def _probe(client: Client, args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "peak_lr": args.peak_lr,
         "warmup_steps": args.warmup_steps,
+        "schedule_steps": args.schedule_steps,
         "eval_every": args.eval_every,
         "held_out": args.held_out,
         "max_new_tokens": args.max_new_tokens,

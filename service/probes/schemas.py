@@ -40,6 +40,12 @@ class ProbeCreate(BaseModel):
         "2e-4 for a LoRA adapter (the one used is in each seed's cost)",
     )
     warmup_steps: int | None = Field(default=None, description="linear warm-up steps; default 10")
+    schedule_steps: int | None = Field(
+        default=None,
+        description="length of the learning-rate schedule; default `steps`. Longer, the probe runs the first `steps` "
+        "of it: with your fine-tune's batch_size, peak_lr, warmup_steps and steps as schedule_steps, a prefix of "
+        "that fine-tune",
+    )
     eval_every: int | None = Field(default=None, description="steps between curve points; default 150")
     seeds: int | None = Field(default=None, description="seeds per condition; default 1")
     held_out: int | None = Field(default=None, description="samples held out when no eval set is given; default 64")
@@ -68,6 +74,7 @@ class BudgetOut(BaseModel):
     batch_size: int
     peak_lr: float | None = Field(description="None: chosen per student (each seed's cost says which)")
     warmup_steps: int
+    schedule_steps: int | None = Field(default=None, description="None: the schedule ends with the run (`steps`)")
     eval_every: int
     seeds: int
     held_out: int

@@ -42,6 +42,19 @@ def test_budget_refusals_name_the_field_or_the_setting() -> None:
         parse_budget({"steps": 5, "warmup_steps": 5})
 
 
+def test_a_schedule_longer_than_the_run_makes_the_probe_a_prefix() -> None:
+    """`schedule_steps` defaults to the run's own length and may only be longer; it is bounded like `steps`."""
+    assert parse_budget({}).schedule_steps is None
+    assert parse_budget({"steps": 300, "schedule_steps": None}).schedule_steps is None
+    assert parse_budget({"steps": 300, "batch_size": 16, "schedule_steps": 500}).schedule_steps == 500
+    with pytest.raises(DatasetError, match="at least as long as the steps run") as short:
+        parse_budget({"steps": 5, "schedule_steps": 4})
+    assert short.value.field == "schedule_steps"
+    with pytest.raises(LimitError, match="FRONTIER_PROBE_MAX_STEPS") as over:
+        parse_budget({"steps": 5, "schedule_steps": 10}, ProbeLimits(probe_max_steps=8))
+    assert over.value.field == "schedule_steps"
+
+
 def test_answers_are_read_from_the_end() -> None:
     assert extract_answer("12+3=15\nAnswer: 1,215") == "1215"
     assert extract_answer("it is 3, no 4") == "4"

@@ -90,6 +90,8 @@ def test_describe_and_listing_show_the_run() -> None:
     assert "4 steps of 2 examples, peak lr 0.001 (0 warm-up), a curve point every 2 steps, 2 seeds" in text
     assert "4 items (held_out): four held out" in text
     assert "12 steps, 2,600 tokens, 0.8s" in text
+    prefix = {**probe(), "budget": {**probe()["budget"], "schedule_steps": 10}}
+    assert "4 steps (the first of a 10-step schedule) of 2 examples" in "\n".join(describe(prefix))
     lines = listing([probe("running"), probe()])
     assert lines[0].split()[:3] == ["PROBE", "STATUS", "PROGRESS"]
     assert [line.split()[1] for line in lines[1:]] == ["running", "succeeded"]

@@ -84,7 +84,8 @@ def probe_schedule(budget: ProbeBudget, peak_lr: float) -> Schedule:
     # No weight decay: a probe is a few hundred steps from a pre-trained student, nothing to regularise, and it
     # keeps the probe's recipe the experiment's (bench/experiment/student.py FineTunePlan).
     return Schedule(
-        steps=budget.steps,
+        # A longer schedule than the run: the probe stops part-way through it (a prefix of the planned fine-tune).
+        steps=budget.schedule_steps or budget.steps,
         batch_size=budget.batch_size,
         peak_lr=peak_lr,
         warmup_steps=budget.warmup_steps,

@@ -36,6 +36,9 @@ TINY = [
     "8",
     "--batch-size",
     "4",
+    # The first 4 steps of a 6-step schedule: a prefix of a longer fine-tune.
+    "--schedule-steps",
+    "6",
     "--baselines",
 ]
 TINY_PARAMS: dict[str, Any] = {
@@ -91,7 +94,7 @@ def test_probe_wait_prints_the_id_then_a_result_row_per_condition(probed: dict[s
     conditions = probe["conditions"]
     assert {"original", "union"} <= set(conditions)
     assert [c for c in conditions if c.startswith("teacher:")], conditions
-    assert probe["budget"]["steps"] == 4
+    assert (probe["budget"]["steps"], probe["budget"]["schedule_steps"]) == (4, 6)
     assert probe["eval"]["source"] == "held_out"
     # Progress lines while it ran (stderr is no terminal here), the last one complete.
     progress = [line for line in err.splitlines() if line.startswith(f"frontier jobs: probe {probe['id']} ")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,19 @@ def test_should_stop_ends_the_run_at_a_curve_point(
     assert outcome.final.step == 3
     assert outcome.cost.steps == 3
     assert outcome.stopped
+
+
+def test_a_longer_schedule_runs_a_prefix_of_that_fine_tune(
+    gpt2_student_dir: Path, examples: list[TrainingExample], eval_items: list[EvalItem], budget: ProbeBudget
+) -> None:
+    """Seven steps of a 14-step schedule measure what the 14-step run measures on the way, not a 7-step run."""
+    prefix = _probe(gpt2_student_dir, examples, eval_items, replace(budget, schedule_steps=14)).curve
+    whole = _probe(gpt2_student_dir, examples, eval_items, replace(budget, steps=14)).curve
+    alone = _probe(gpt2_student_dir, examples, eval_items, budget).curve
+    assert [point.step for point in prefix] == [0, 3, 6, 7]
+    assert prefix[:3] == whole[:3]  # steps 0, 3 and 6 of the same run
+    # The 7-step run decays its learning rate sooner, so by step 6 it has trained differently.
+    assert alone[2].loss != prefix[2].loss
 
 
 def test_same_seed_same_curve(
