@@ -444,7 +444,8 @@
       el('h3', { id: 'probe-title' }, `Probe run #${probe.id} `, badge(probe.status)),
       el('p', { class: 'caption', id: 'probe-eval' },
         `Eval: ${evaluation.n_items ?? '?'} items (${evaluation.source || '?'})${evaluation.note ? ` — ${evaluation.note}` : ''}. `
-        + `Budget: ${budget.steps} steps of ${budget.batch_size} examples, peak lr ${budget.peak_lr ?? 'auto'}, ${budget.warmup_steps} warm-up, `
+        + `Budget: ${budget.steps} steps${budget.schedule_steps && budget.schedule_steps !== budget.steps ? ` (the first of a ${budget.schedule_steps}-step schedule)` : ''} `
+        + `of ${budget.batch_size} examples, peak lr ${budget.peak_lr ?? 'auto'}, ${budget.warmup_steps} warm-up, `
         + `a curve point every ${budget.eval_every} steps, ${budget.seeds} seed${budget.seeds === 1 ? '' : 's'}, `
         + `${budget.max_new_tokens} new tokens${probe.answer_pattern ? `, answers by /${probe.answer_pattern}/` : ''}.`),
       probe.error ? el('p', { class: 'warnings' }, probe.error) : null,
