@@ -54,3 +54,8 @@ bench: install
 .PHONY: experiment
 experiment: install
 	$(BIN)/python -m bench.experiment --seeds 0 1 2 --out out/experiment --write-docs
+
+# Re-rank every seed of `make experiment`'s run with a probe that runs 60% of the experiment's own recipe.
+.PHONY: experiment-prefix
+experiment-prefix: install
+	$(BIN)/python -m bench.experiment.prefix --out out/experiment --share 0.6

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from bench.experiment.__main__ import main
 from bench.experiment.families import FAMILIES
-from bench.experiment.student import STAMP, StudentPlan, pretrain_student
+from bench.experiment.prefix import first_at, prefix_budget
+from bench.experiment.prefix import main as prefix_main
+from bench.experiment.student import STAMP, FineTunePlan, StudentPlan, pretrain_student
 from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
 from core.probes import extract_answer
 from service.policies import POLICIES
@@ -88,6 +91,16 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         assert seed["report"]["ranking"]
     assert "probe cost share" in table
 
+    # A probe that runs a prefix of the run's own recipe re-ranks each seed through `frontier curate --probe`.
+    assert prefix_main(["--out", str(out), "--share", "0.5", "--max-new-tokens", "8"]) == 0
+    prefix = json.loads((out / "prefix.json").read_text())
+    assert (prefix["budget"]["steps"], prefix["budget"]["schedule_steps"]) == (1, 2)
+    for name, family in FAMILIES.items():
+        seed = prefix["families"][name][0]
+        assert set(seed["curves"]) == set(family.teachers)
+        assert sorted(seed["ranking"]) == sorted(family.teachers)
+        assert seed["best"] in family.teachers
+
 
 def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_path: Path) -> None:
     """The build stamp carries a digest of the pre-training code: the same code reuses the build, other code not."""
@@ -106,3 +119,19 @@ def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_pat
     pretrain_student(tmp_path / "student", 0, plan, "addition")
     assert weights.stat().st_mtime_ns != 0  # rebuilt
     assert json.loads(stamp.read_text())["key"]["code"] == built["key"]["code"]
+
+
+def test_a_prefix_budget_runs_the_first_share_of_the_recipe() -> None:
+    """The experiment's recipe, stopped at a share of its steps; ties at a curve point name every first teacher."""
+    budget = prefix_budget(asdict(FineTunePlan()), 0.6)
+    assert budget == {
+        "steps": 300,
+        "batch_size": 16,
+        "peak_lr": 1e-3,
+        "warmup_steps": 20,
+        "schedule_steps": 500,
+        "eval_every": 100,
+    }
+    curves = {"a": [(0, 0.0), (100, 0.5)], "b": [(0, 0.0), (100, 0.5)], "c": [(0, 0.1), (100, 0.25)]}
+    assert first_at(curves, 100) == ["a", "b"]
+    assert first_at(curves, 0) == ["c"]
