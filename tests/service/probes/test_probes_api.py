@@ -74,7 +74,7 @@ def test_a_probe_run_through_a_real_worker(deployment: Deployment, client: TestC
         probe, seen = wait_for_probe(client, job_id, created.json()["id"], worker)
     assert probe["status"] == "succeeded", probe["error"]
     assert probe["job_id"] == job_id
-    assert probe["budget"] == {**TINY_BUDGET, "peak_lr": None, "seeds": 1}
+    assert probe["budget"] == {**TINY_BUDGET, "peak_lr": None, "schedule_steps": None, "seeds": 1}
     assert probe["conditions"] == CONDITIONS
     assert probe["progress"] == {"tasks_total": 5, "tasks_done": 5, "steps_total": 20, "steps_done": 20, "fraction": 1}
     assert probe["error"] is None
