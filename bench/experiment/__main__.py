@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.experiment.families import FAMILIES
 from bench.experiment.pipeline import REPO_ROOT, conditions, curate, load_candidates, read_jsonl, run_condition
-from bench.experiment.report import aggregate, markdown_table, svg_plot
+from bench.experiment.report import aggregate, markdown_table, svg_plot, teacher_tokens, teacher_truth
 from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
 from examples.make_dataset import write_jsonl
 
@@ -189,13 +189,13 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         probe, report = seed.get("probe"), seed.get("report") or {}
         if probe is None:
             continue
-        teachers = [name.removeprefix("teacher:") for name in seed["conditions"] if name.startswith("teacher:")]
-        truth = {t: seed["conditions"][f"teacher:{t}"]["eval"]["in_distribution"]["accuracy"] for t in teachers}
+        truth = teacher_truth(seed)
+        teachers = list(truth)
         by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
         probed = {t: probe["conditions"].get(f"teacher:{t}", {}).get("exact_match") for t in teachers}
         by_probe = sorted(teachers, key=lambda t: -(probed[t] or 0.0))
         rho = spearman([-truth[t] for t in teachers], [-(probed[t] or 0.0) for t in teachers])
-        full_tokens = sum(seed["conditions"][f"teacher:{t}"]["train"].get("tokens", 0) for t in teachers)
+        full_tokens = teacher_tokens(seed)
         share = probe["cost"]["tokens"] / full_tokens if full_tokens else None
         first = (report.get("ranking") or ["-"])[0]
         probe_order = " > ".join(f"{t} {100 * (probed[t] or 0):.0f}%" for t in by_probe)
@@ -305,8 +305,8 @@ def signal_agreement(seeds: Sequence[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for seed in seeds:
-        teachers = [name.removeprefix("teacher:") for name in seed["conditions"] if name.startswith("teacher:")]
-        truth = {t: seed["conditions"][f"teacher:{t}"]["eval"]["in_distribution"]["accuracy"] for t in teachers}
+        truth = teacher_truth(seed)
+        teachers = list(truth)
         by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
         probe = (seed.get("probe") or {}).get("conditions", {})
         probed = {t: probe.get(f"teacher:{t}", {}).get("exact_match") for t in teachers}

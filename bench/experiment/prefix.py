@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.experiment.pipeline import run_curate
+from bench.experiment.report import teacher_tokens, teacher_truth
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,13 +64,8 @@ def run_seed(work: Path, seed: dict[str, Any], budget: dict[str, Any], dest: Pat
     run_curate(work / "refinements.jsonl", Path(seed["student"]), dest, budget)
     report = json.loads((dest / "report.json").read_text())
     probe = json.loads((dest / "probe.json").read_text())
-    conditions = seed["conditions"]
-    truth = {
-        name.removeprefix("teacher:"): result["eval"]["in_distribution"]["accuracy"]
-        for name, result in conditions.items()
-        if name.startswith("teacher:")
-    }
-    full_tokens = sum(conditions[f"teacher:{teacher}"]["train"]["tokens"] for teacher in truth)
+    truth = teacher_truth(seed)
+    full_tokens = teacher_tokens(seed)
     curves = {
         result["condition"].removeprefix("teacher:"): [
             (point["step"], point["exact_match"]) for point in result["seeds"][0]["curve"]
@@ -80,7 +76,7 @@ def run_seed(work: Path, seed: dict[str, Any], budget: dict[str, Any], dest: Pat
     return {
         "seed": seed["seed"],
         "truth": truth,
-        "best": max(truth, key=lambda teacher: truth[teacher]),
+        "best": min(truth, key=lambda teacher: (-truth[teacher], teacher)),
         "ranking": report["ranking"],
         "conclusive": (report.get("probe") or {}).get("conclusive"),
         "cost_share": probe["cost"]["tokens"] / full_tokens if full_tokens else None,

@@ -29,6 +29,22 @@ class Row:
         return stdev(values) if len(values) > 1 else 0.0
 
 
+def teacher_truth(seed: dict[str, Any]) -> dict[str, float]:
+    """A seed's truth: each teacher's full fine-tune in-distribution exact match, in the seed's condition order."""
+    return {
+        name.removeprefix("teacher:"): result["eval"]["in_distribution"]["accuracy"]
+        for name, result in seed["conditions"].items()
+        if name.startswith("teacher:")
+    }
+
+
+def teacher_tokens(seed: dict[str, Any]) -> int:
+    """The tokens of a seed's full per-teacher fine-tunes together: what a probe's cost share is measured against."""
+    return sum(
+        result["train"].get("tokens", 0) for name, result in seed["conditions"].items() if name.startswith("teacher:")
+    )
+
+
 def aggregate(seeds: Sequence[dict[str, Any]]) -> list[Row]:
     """One row per condition, in the first seed's condition order, averaged over every seed that ran it."""
     rows: list[Row] = []
