@@ -15,10 +15,12 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import re
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=FineTunePlan().peak_lr)
     parser.add_argument("--max-new-tokens", type=int, default=112)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads per fine-tune (1 is fastest on a busy machine)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="fine-tunes run at once, each in its own process with --threads threads"
+    )
     parser.add_argument("--keep-models", action="store_true", help="keep every fine-tuned checkpoint")
     parser.add_argument(
         "--probe-params",
@@ -69,6 +76,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     real.add_argument("--data", type=Path, default=None, help="dataset with refinements (any layout the product reads)")
     real.add_argument("--eval-set", action="append", default=[], metavar="NAME=FILE", help="held-out JSONL split")
     args = parser.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
     if (args.student is None) != (args.data is None) or (args.student is not None and not args.eval_set):
         parser.error("real mode needs --student, --data and at least one --eval-set")
     return args
@@ -78,8 +87,28 @@ def _eval_items(path: Path) -> list[EvalItem]:
     return [EvalItem(row["instruction"], row.get("input", ""), str(row["answer"])) for row in read_jsonl(path)]
 
 
-def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePlan) -> dict[str, Any]:
-    """Every stage for one seed of one task family; returns its results."""
+def _worker_init(threads: int) -> None:
+    """A fine-tune process: the parent's thread count and log format, the libraries' chatter silenced."""
+    import torch
+
+    _configure_logging()
+    torch.set_num_threads(threads)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("transformers", "httpx", "celery"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def run_seed(
+    args: argparse.Namespace, family: str, seed: int, plan: FineTunePlan, pool: Executor | None = None
+) -> dict[str, Any]:
+    """Every stage for one seed of one task family; returns its results.
+
+    With a `pool`, the conditions' fine-tunes run in its processes; each seeds its own data order and weights, so
+    the results are those of a run without one (up to the floating-point order of a different thread count).
+    """
     work = args.out / family / f"seed-{seed}"
     started = time.perf_counter()
     if args.student is not None:
@@ -111,24 +140,22 @@ def run_seed(args: argparse.Namespace, family: str, seed: int, plan: FineTunePla
             "eval_seconds": round(time.perf_counter() - baseline_started, 1),
         }
     }
+    pending: dict[str, tuple[dict[str, int], Future[dict[str, Any]]]] = {}
     for name, (examples, composition) in conditions(load_candidates(data), curated).items():
         if not examples:
             log.warning("seed %d: %s retained nothing; reported as the untouched student", seed, name)
             results[name] = {**results["student"], "composition": composition}
             continue
-        result = run_condition(
-            name,
-            examples,
-            student,
-            evaluation,
-            work / "models",
-            plan,
-            seed,
-            max_new_tokens=args.max_new_tokens,
-            device=args.device,
-            keep_model=args.keep_models,
-        )
-        results[name] = {"composition": composition, **result}
+        call = (name, examples, student, evaluation, work / "models", plan, seed)
+        options = {"max_new_tokens": args.max_new_tokens, "device": args.device, "keep_model": args.keep_models}
+        if pool is None:
+            results[name] = {"composition": composition, **run_condition(*call, **options)}
+        else:
+            # A placeholder keeps the table's condition order; the result fills it in below.
+            results[name] = {}
+            pending[name] = (composition, pool.submit(run_condition, *call, **options))
+    for name, (composition, future) in pending.items():
+        results[name] = {"composition": composition, **future.result()}
     return {
         "seed": seed,
         "student": str(student),
@@ -377,9 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    for noisy in ("transformers", "httpx", "celery"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _configure_logging()
     torch.set_num_threads(args.threads)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -390,12 +415,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     # A user's own student and dataset (real mode) is one family of its own.
     families = ["custom"] if args.student is not None else args.families
+    # Fresh interpreters (spawn), not forks of one that holds torch's threads and the curation's state.
+    pool = (
+        ProcessPoolExecutor(
+            args.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(args.threads,),
+        )
+        if args.jobs > 1
+        else None
+    )
+    try:
+        runs = {
+            family: {"seeds": [run_seed(args, family, seed, plan, pool) for seed in args.seeds]} for family in families
+        }
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     results = {
         "command": "python -m bench.experiment " + " ".join(argv if argv is not None else sys.argv[1:]),
         "plan": asdict(plan),
-        "families": {
-            family: {"seeds": [run_seed(args, family, seed, plan) for seed in args.seeds]} for family in families
-        },
+        "jobs": args.jobs,
+        "families": runs,
         "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -61,6 +61,8 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
     out = tmp_path / "experiment"
     args = ["--seeds", "0", "--out", str(out), "--train", "24", "--eval", "4"]
     args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
+    # Two fine-tunes at once, in processes of their own, as `make experiment` runs them.
+    args += ["--jobs", "2"]
     # The probe stage of `frontier curate --probe`, at a smoke test's budget.
     args += ["--probe-params", json.dumps({"steps": 4, "eval_every": 2, "held_out": 4, "max_new_tokens": 8})]
     assert main(args) == 0
@@ -123,7 +125,7 @@ def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_pat
 
 def test_a_prefix_budget_runs_the_first_share_of_the_recipe() -> None:
     """The experiment's recipe, stopped at a share of its steps; ties at a curve point name every first teacher."""
-    budget = prefix_budget(asdict(FineTunePlan()), 0.6)
+    budget = prefix_budget(asdict(FineTunePlan(steps=500, batch_size=16, peak_lr=1e-3, warmup_steps=20)), 0.6)
     assert budget == {
         "steps": 300,
         "batch_size": 16,
