@@ -65,8 +65,9 @@ class ProbeBudget:
     """
 
     # Many small steps: at a fixed token budget a short fine-tune learns more from more, smaller batches. 750 x 2
-    # examples per teacher is under a fifth of the experiment's full fine-tune (500 x 16), the cost share the
-    # teacher recommendation is held to (docs/experiment.md measures the budgets behind these defaults).
+    # examples per teacher is under a fifth of the experiment's full fine-tune (4000 x 2, 8,000 examples), the
+    # cost share the teacher recommendation is held to (docs/experiment.md measures the budgets behind these
+    # defaults).
     steps: int = 750
     batch_size: int = 2
     # None: chosen by the engine for the student and method (workers/probing/student.py `probe_learning_rate`).

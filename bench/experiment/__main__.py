@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.experiment.families import FAMILIES
-from bench.experiment.pipeline import REPO_ROOT, conditions, curate, load_candidates, read_jsonl, run_condition
+from bench.experiment.pipeline import (
+    REPO_ROOT,
+    conditions,
+    configure_logging,
+    curate,
+    init_fine_tune_process,
+    load_candidates,
+    read_jsonl,
+    run_condition,
+)
 from bench.experiment.report import aggregate, markdown_table, svg_plot, teacher_tokens, teacher_truth
 from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
 from examples.make_dataset import write_jsonl
@@ -85,20 +94,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _eval_items(path: Path) -> list[EvalItem]:
     return [EvalItem(row["instruction"], row.get("input", ""), str(row["answer"])) for row in read_jsonl(path)]
-
-
-def _worker_init(threads: int) -> None:
-    """A fine-tune process: the parent's thread count and log format, the libraries' chatter silenced."""
-    import torch
-
-    _configure_logging()
-    torch.set_num_threads(threads)
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    for noisy in ("transformers", "httpx", "celery"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def run_seed(
@@ -404,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = parse_args(argv)
-    _configure_logging()
+    configure_logging()
     torch.set_num_threads(args.threads)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -420,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ProcessPoolExecutor(
             args.jobs,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
+            initializer=init_fine_tune_process,
             initargs=(args.threads,),
         )
         if args.jobs > 1

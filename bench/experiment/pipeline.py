@@ -222,6 +222,21 @@ def conditions(
     return result
 
 
+def configure_logging() -> None:
+    """The experiment's log format on stderr, the libraries' chatter silenced."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("transformers", "httpx", "celery"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def init_fine_tune_process(threads: int) -> None:
+    """A process that runs `run_condition` for a pool: the experiment's log format and thread count."""
+    import torch
+
+    configure_logging()
+    torch.set_num_threads(threads)
+
+
 def run_condition(
     name: str,
     examples: Sequence[Example],
