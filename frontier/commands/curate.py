@@ -29,6 +29,8 @@ from core.probes import ProbeBudget
 from core.templates import TEMPLATES
 
 if TYPE_CHECKING:
+    import subprocess
+
     from service.settings import Settings
 
 POLL_SECONDS = 0.2
@@ -70,6 +72,19 @@ def register(subparsers: Any) -> None:
         help='other probe parameters as a JSON object, e.g. {"batch_size": 8, "held_out": 32, "eval_every": 10}',
     )
     parser.set_defaults(handler=run)
+
+
+class WorkerExitedError(RuntimeError):
+    """The local worker process ended while the command still waited on its work."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"the local worker exited with code {code} before the work it was running finished")
+
+
+def _check_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    """Raise WorkerExitedError once the local worker has ended: nothing else would finish the job."""
+    if worker is not None and worker.poll() is not None:
+        raise WorkerExitedError(worker.returncode)
 
 
 def _fail(message: str) -> int:
@@ -132,11 +147,15 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     probe_error: str | None = None
-    with local_worker(settings) if args.worker else contextlib.nullcontext():
-        status = _wait(job.id)
-        if status == "succeeded" and probe is not None:
-            # The worker stays up: it also trains the probe run's tasks.
-            probe_error = run_probe(job.id, out, settings, *probe)
+    try:
+        with local_worker(settings) if args.worker else contextlib.nullcontext() as worker:
+            status = _wait(job.id, worker)
+            if status == "succeeded" and probe is not None:
+                # The worker stays up: it also trains the probe run's tasks.
+                probe_error = run_probe(job.id, out, settings, *probe, worker=worker)
+    except WorkerExitedError as exc:
+        # Its own output (on stderr, above) says why; the job stays in the database, unfinished.
+        return _fail(f"job {job.id}: {exc}")
     if status != "succeeded":
         return _fail(f"job {job.id} ended {status}")
     counts, warnings = write_outputs(job.id, out)
@@ -184,9 +203,18 @@ def _probe_request(args: argparse.Namespace, settings: Settings) -> tuple[dict[s
 
 
 def run_probe(
-    job_id: uuid.UUID, out: Path, settings: Settings, params: dict[str, Any], eval_file: bytes | None
+    job_id: uuid.UUID,
+    out: Path,
+    settings: Settings,
+    params: dict[str, Any],
+    eval_file: bytes | None,
+    *,
+    worker: subprocess.Popen[bytes] | None = None,
 ) -> str | None:
-    """Probe the succeeded job, follow the run, write OUT/probe.json and print its results; None if it succeeded."""
+    """Probe the succeeded job, follow the run, write OUT/probe.json and print its results; None if it succeeded.
+
+    Raises WorkerExitedError when `worker` (the local worker training the run) ends before the run does.
+    """
     from core.errors import InputError
     from frontier.probe_view import ProbeProgress, describe
     from service.db import session_scope, unit_of_work
@@ -207,15 +235,18 @@ def run_probe(
     except InputError as exc:
         return f"probe run not started: {exc}"
     progress = ProbeProgress(sys.stderr, "frontier curate: ")
-    while True:
-        with session_scope() as session:
-            shown = presenters.probe_out(session, lifecycle.probe_run(session, job_id, probe_id))
-        probe = shown.model_dump(mode="json")
-        progress(probe)
-        if probe["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(PROBE_POLL_SECONDS)
-    progress.close()
+    try:
+        while True:
+            with session_scope() as session:
+                shown = presenters.probe_out(session, lifecycle.probe_run(session, job_id, probe_id))
+            probe = shown.model_dump(mode="json")
+            progress(probe)
+            if probe["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            _check_worker(worker)
+            time.sleep(PROBE_POLL_SECONDS)
+    finally:
+        progress.close()
     (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
     for line in describe(probe):
         print(f"frontier curate: {line}" if line else "", file=sys.stderr)
@@ -224,7 +255,8 @@ def run_probe(
     return None
 
 
-def _wait(job_id: uuid.UUID) -> str:
+def _wait(job_id: uuid.UUID, worker: subprocess.Popen[bytes] | None = None) -> str:
+    """Follow the job to its end, printing progress; its final status (WorkerExitedError if `worker` ends)."""
     from service.db import session_scope
     from service.jobs import guards as jobs
     from service.models import FINISHED_STATUSES
@@ -240,6 +272,7 @@ def _wait(job_id: uuid.UUID) -> str:
             if job.error:
                 print(f"frontier curate: {job.error}", file=sys.stderr)
             return str(job.status)
+        _check_worker(worker)
         time.sleep(POLL_SECONDS)
 
 

@@ -90,3 +90,21 @@ def test_curate_with_probe_writes_probe_json_and_prints_its_results(
     for name in ("retained.jsonl", "rejected.jsonl", "decisions.jsonl", "report.json", "manifest.json", "README.md"):
         assert (out / name).is_file(), name
     get_settings.cache_clear()
+
+
+def test_a_worker_that_exits_fails_the_command_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, small_student: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, {"FRONTIER_DATA_DIR": str(tmp_path / "state")})
+    data = tmp_path / "slice.jsonl"
+    data.write_bytes(as_jsonl(example_records(4)))
+    # A local worker that dies before taking any task (a crash, an OOM kill): nothing else would run the job.
+    monkeypatch.setattr(
+        "workers.local.worker_command", lambda settings, **_: [sys.executable, "-c", "raise SystemExit(3)"]
+    )
+    code = main(["curate", str(data), "--student", str(small_student), "--out", str(tmp_path / "out")])
+    assert code == 2
+    said = capfd.readouterr().err
+    assert "the local worker exited with code 3 before the work it was running finished" in said, said
+    assert not (tmp_path / "out" / "retained.jsonl").exists()
+    get_settings.cache_clear()
