@@ -53,7 +53,7 @@ bench: install
 # The weak- vs strong-teacher experiment (docs/experiment.md): 3 seeds on CPU, rewrites the table and plot in docs/.
 .PHONY: experiment
 experiment: install
-	$(BIN)/python -m bench.experiment --seeds 0 1 2 --jobs 2 --out out/experiment --write-docs
+	$(BIN)/python -m bench.experiment --seeds 0 1 2 --jobs 2 --truth-draws 2 --out out/experiment --write-docs
 
 # Re-rank every seed of `make experiment`'s run with a probe that runs 60% of the experiment's own recipe.
 .PHONY: experiment-prefix

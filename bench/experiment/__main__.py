@@ -33,17 +33,20 @@ from bench.experiment.pipeline import (
     curate,
     init_fine_tune_process,
     load_candidates,
+    mean_of_draws,
     read_jsonl,
     run_condition,
 )
 from bench.experiment.report import aggregate, markdown_table, svg_plot, teacher_tokens, teacher_truth
-from bench.experiment.student import EvalItem, FineTunePlan, StudentPlan, evaluate, pretrain_student
+from bench.experiment.student import EvalItem, Example, FineTunePlan, StudentPlan, evaluate, pretrain_student
 from examples.make_dataset import write_jsonl
 
 log = logging.getLogger("bench.experiment")
 
 DOC = REPO_ROOT / "docs" / "experiment.md"
 TABLE_START, TABLE_END = "<!-- experiment-table:start -->", "<!-- experiment-table:end -->"
+# The split the truth is read on: held-out problems of the training distribution.
+SPLIT = "in_distribution"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,6 +69,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--jobs", type=int, default=1, help="fine-tunes run at once, each in its own process with --threads threads"
     )
+    parser.add_argument(
+        "--truth-draws",
+        type=int,
+        default=2,
+        help="fine-tunes per teacher condition and seed, each on its own data order; the truth is their mean",
+    )
     parser.add_argument("--keep-models", action="store_true", help="keep every fine-tuned checkpoint")
     parser.add_argument(
         "--probe-params",
@@ -85,8 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     real.add_argument("--data", type=Path, default=None, help="dataset with refinements (any layout the product reads)")
     real.add_argument("--eval-set", action="append", default=[], metavar="NAME=FILE", help="held-out JSONL split")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.threads < 1:
-        parser.error("--jobs and --threads must be at least 1")
+    if args.jobs < 1 or args.threads < 1 or args.truth_draws < 1:
+        parser.error("--jobs, --threads and --truth-draws must be at least 1")
     if (args.student is None) != (args.data is None) or (args.student is not None and not args.eval_set):
         parser.error("real mode needs --student, --data and at least one --eval-set")
     return args
@@ -135,22 +144,34 @@ def run_seed(
             "eval_seconds": round(time.perf_counter() - baseline_started, 1),
         }
     }
-    pending: dict[str, tuple[dict[str, int], Future[dict[str, Any]]]] = {}
+    pending: dict[str, tuple[dict[str, int], list[Future[dict[str, Any]]]]] = {}
+    # A condition whose training set is an earlier one's (the allow-list of one teacher is that teacher's
+    # refinements) shares its fine-tunes: the same examples, order and seed would train the same model again.
+    trained: dict[tuple[Example, ...], str] = {}
+    same: dict[str, tuple[dict[str, int], str]] = {}
     for name, (examples, composition) in conditions(load_candidates(data), curated).items():
+        # A placeholder keeps the table's condition order; the result fills it in below.
+        results[name] = {}
         if not examples:
             log.warning("seed %d: %s retained nothing; reported as the untouched student", seed, name)
             results[name] = {**results["student"], "composition": composition}
             continue
+        if tuple(examples) in trained:
+            same[name] = (composition, trained[tuple(examples)])
+            continue
+        trained[tuple(examples)] = name
         call = (name, examples, student, evaluation, work / "models", plan, seed)
         options = {"max_new_tokens": args.max_new_tokens, "device": args.device, "keep_model": args.keep_models}
-        if pool is None:
-            results[name] = {"composition": composition, **run_condition(*call, **options)}
-        else:
-            # A placeholder keeps the table's condition order; the result fills it in below.
-            results[name] = {}
-            pending[name] = (composition, pool.submit(run_condition, *call, **options))
-    for name, (composition, future) in pending.items():
-        results[name] = {"composition": composition, **future.result()}
+        # The truth the recommendation is checked against is each teacher's full fine-tune: measured over
+        # `truth_draws` data orders, since one order alone can swap two close teachers (docs/experiment.md).
+        draws = args.truth_draws if name.startswith("teacher:") else 1
+        executor = pool if pool is not None else _Inline()
+        pending[name] = (composition, [executor.submit(run_condition, *call, **options, draw=k) for k in range(draws)])
+    for name, (composition, futures) in pending.items():
+        outcomes = [future.result() for future in futures]
+        results[name] = {"composition": composition, **(outcomes[0] if len(outcomes) == 1 else mean_of_draws(outcomes))}
+    for name, (composition, source) in same.items():
+        results[name] = {**results[source], "composition": composition, "same_as": source}
     return {
         "seed": seed,
         "student": str(student),
@@ -165,6 +186,19 @@ def run_seed(
             "total": round(time.perf_counter() - started, 1),
         },
     }
+
+
+class _Inline(Executor):
+    """An executor that runs each call at once, in this process (the experiment without `--jobs`)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run `fn` now; its result (or exception) is in the returned future."""
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as error:  # handed to the caller through the future, as a pool does
+            future.set_exception(error)
+        return future
 
 
 def _probe_summary(probe: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -233,8 +267,17 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         if gap > gap_noise:
             decisive += 1
             decisive_right += first == by_truth[0]
+        # Which teacher each fine-tune draw alone would have put first: where they differ, one draw was a coin.
+        draws = [seed["conditions"][f"teacher:{t}"].get("draws") for t in teachers]
+        per_draw = ""
+        if all(draws) and len({len(d) for d in draws}) == 1:
+            firsts = [
+                max(teachers, key=lambda t: float(seed["conditions"][f"teacher:{t}"]["draws"][k]["accuracy"][SPLIT]))
+                for k in range(len(draws[0]))
+            ]
+            per_draw = f" (per draw: {', '.join(firsts)})"
         lines.append(
-            f"| {seed['seed']} | {' > '.join(by_truth)} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
+            f"| {seed['seed']} | {' > '.join(by_truth)}{per_draw} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
             f"{'' if gap > gap_noise else ', a tie'} | {probe_order} | {first} ({report.get('ranking_basis')}) "
             f"| {'yes' if first == by_truth[0] else 'no'} | {'yes' if close else 'no'} "
             f"| {'-' if rho is None else f'{rho:+.2f}'} | {'-' if share is None else f'{share:.1%}'} |"
@@ -251,10 +294,17 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         f"{budget['held_out']} held-out samples), per seed:\n\n"
     )
     counted = len(lines) - 2
+    n_draws = max(len(c.get("draws") or [None]) for seed in seeds for c in seed["conditions"].values())
+    truth_note = (
+        f"The truth is each teacher's mean exact match over {n_draws} full fine-tunes (data orders) per seed; the "
+        "noise is two standard errors on one fine-tune's eval problems. "
+        if n_draws > 1
+        else ""
+    )
     tail = (
-        f"\nTop-1: {right} of {counted}; where the full fine-tunes separate their first two beyond the noise of their "
-        f"eval problems: {decisive_right} of {decisive}; ranking[0]'s full fine-tune within that noise of the best: "
-        f"{tied_right} of {counted}.\n"
+        f"\n{truth_note}Top-1: {right} of {counted}; where the full fine-tunes separate their first two beyond the "
+        f"noise of their eval problems: {decisive_right} of {decisive}; ranking[0]'s full fine-tune within that "
+        f"noise of the best: {tied_right} of {counted}.\n"
     )
     return head + "\n".join(lines) + "\n" + tail
 

@@ -237,6 +237,11 @@ def init_fine_tune_process(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def draw_seed(seed: int, draw: int) -> int:
+    """The fine-tune seed (data order) of a condition's `draw`-th fine-tune in experiment seed `seed`."""
+    return seed + 1000 * draw
+
+
 def run_condition(
     name: str,
     examples: Sequence[Example],
@@ -249,10 +254,11 @@ def run_condition(
     max_new_tokens: int,
     device: str,
     keep_model: bool,
+    draw: int = 0,
 ) -> dict[str, Any]:
-    """Fine-tune a copy of the student on one condition's examples and evaluate it on every split."""
-    model_dir = work / name.replace(":", "-")
-    result: dict[str, Any] = {"train": fine_tune(student, examples, model_dir, plan, seed, device)}
+    """Fine-tune a copy of the student on one condition's examples (its `draw`-th data order) and evaluate it."""
+    model_dir = work / (name.replace(":", "-") + (f"-draw{draw}" if draw else ""))
+    result: dict[str, Any] = {"train": fine_tune(student, examples, model_dir, plan, draw_seed(seed, draw), device)}
     started = time.perf_counter()
     result["eval"] = {
         split: evaluate(model_dir, items, max_new_tokens=max_new_tokens, device=device)
@@ -262,5 +268,26 @@ def run_condition(
     if not keep_model:
         shutil.rmtree(model_dir, ignore_errors=True)
     accuracies = ", ".join(f"{split} {value['accuracy']:.3f}" for split, value in result["eval"].items())
-    log.info("seed %d %-24s n=%-5d %s", seed, name, len(examples), accuracies)
+    log.info("seed %d %-24s n=%-5d %s", seed, name + (f" #{draw}" if draw else ""), len(examples), accuracies)
     return result
+
+
+def mean_of_draws(draws: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One condition's result from several fine-tunes of it: each split's exact match is the mean over the draws.
+
+    `train` stays the first draw's (the cost of one full fine-tune, which is what a probe's share is measured
+    against); each draw's own figures are kept under `draws`.
+    """
+    first = draws[0]
+    evaluation = {
+        split: {**value, "accuracy": fmean(d["eval"][split]["accuracy"] for d in draws)}
+        for split, value in first["eval"].items()
+    }
+    return {
+        "train": first["train"],
+        "eval": evaluation,
+        "eval_seconds": round(sum(d["eval_seconds"] for d in draws), 1),
+        "draws": [
+            {"train": d["train"], "accuracy": {split: v["accuracy"] for split, v in d["eval"].items()}} for d in draws
+        ],
+    }

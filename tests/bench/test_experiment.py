@@ -91,6 +91,16 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         seed = results["families"][name]["seeds"][0]
         assert seed["probe"]["status"] == "succeeded"
         assert seed["report"]["ranking"]
+        # The truth: each teacher fine-tuned twice (two data orders), its exact match the mean of the two.
+        for teacher in family.teachers:
+            result = seed["conditions"][f"teacher:{teacher}"]
+            draws = [draw["accuracy"]["in_distribution"] for draw in result["draws"]]
+            assert len(draws) == 2
+            assert result["eval"]["in_distribution"]["accuracy"] == pytest.approx(sum(draws) / 2)
+        # The recommended teacher's allow-list is that teacher's own training set: its fine-tunes, not new ones.
+        recommended = seed["conditions"]["policy:recommended"]
+        assert recommended["same_as"] == f"teacher:{seed['report']['ranking'][0]}"
+        assert recommended["eval"] == seed["conditions"][recommended["same_as"]]["eval"]
     assert "probe cost share" in table
 
     # A probe that runs a prefix of the run's own recipe re-ranks each seed through `frontier curate --probe`.

@@ -70,7 +70,7 @@ def _mean_nll(model: Any, ids: list[int], span: tuple[int, int]) -> float:
     logprobs = torch.log_softmax(logits, dim=-1)
     positions = torch.arange(*span, device=batch.device)
     # One gather and one copy back: an item() per token would time the host round trips, not the model.
-    values = (-logprobs[positions - 1, batch[0, positions]]).tolist()
+    values: list[float] = (-logprobs[positions - 1, batch[0, positions]]).tolist()
     return sum(values) / len(values)
 
 
