@@ -271,10 +271,11 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         draws = [seed["conditions"][f"teacher:{t}"].get("draws") for t in teachers]
         per_draw = ""
         if all(draws) and len({len(d) for d in draws}) == 1:
-            firsts = [
-                max(teachers, key=lambda t: float(seed["conditions"][f"teacher:{t}"]["draws"][k]["accuracy"][SPLIT]))
-                for k in range(len(draws[0]))
-            ]
+            firsts = []
+            for k in range(len(draws[0])):
+                scored = {t: seed["conditions"][f"teacher:{t}"]["draws"][k]["accuracy"][SPLIT] for t in teachers}
+                # A tie for first names every teacher in it.
+                firsts.append("=".join(t for t in teachers if scored[t] == max(scored.values())))
             per_draw = f" (per draw: {', '.join(firsts)})"
         lines.append(
             f"| {seed['seed']} | {' > '.join(by_truth)}{per_draw} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
