@@ -316,10 +316,10 @@ class Client:
         """Start a probe run on a succeeded job: fine-tune the student per condition and measure exact match.
 
         `params` are the budget fields (steps, batch_size, peak_lr, warmup_steps, schedule_steps, eval_every, seeds,
-        held_out, max_new_tokens), `answer_pattern` and `decision_sets` (ids); None values are left to the server's
-        defaults. `eval_set` is a local JSONL or Parquet file of {instruction, input, answer[, response]} rows,
-        uploaded with the request (without one the server holds out `held_out` of the job's samples). Returns
-        the ProbeOut as JSON.
+        held_out, max_new_tokens), `answer_pattern`, `decision_sets` (ids), `baselines` and `teachers` (names); None
+        values are left to the server's defaults. `eval_set` is a local JSONL or Parquet file of {instruction, input,
+        answer[, response]} rows, uploaded with the request (without one the server holds out `held_out` of the
+        job's samples). Returns the ProbeOut as JSON.
         """
         body = {name: value for name, value in params.items() if value is not None}
         path = f"/v1/jobs/{job_id}/probes"

@@ -205,6 +205,15 @@ def register(subparsers: Any) -> None:
         default=None,
         help="also train `original` and `union` beside the teachers (a longer run; the recommendation needs neither)",
     )
+    probe.add_argument(
+        "--teachers",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="NAME",
+        help="train only these teachers (default: all); e.g. the contenders of an inconclusive run (report: "
+        "probe.follow_up)",
+    )
     probe.add_argument("--wait", action="store_true", help="follow the run to its end, then print the results")
 
     probes = action("probes", _probes, "a job's probe runs, or one run's results per condition (or cancel it)")
@@ -621,6 +630,7 @@ def _probe(client: Client, args: argparse.Namespace) -> int:
         "answer_pattern": args.answer_pattern,
         "decision_sets": args.decision_sets,
         "baselines": args.baselines,
+        "teachers": args.teachers,
     }
     probe = client.create_probe(args.job, eval_set=eval_set, **params)
     print(probe["id"], flush=True)

@@ -22,10 +22,12 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from core.probes import ProbeBudget
 from service.jobs import decision_repository
 from service.jobs.decisions import StoredScores, decision_set_view
 from service.jobs.guards import decided_job
@@ -53,7 +55,7 @@ from service.policies import (
 )
 from service.policies.frontier import ZONES, FrontierBandParams, Zone, sample_zones
 from service.policies.rules import beats_original
-from service.probes.evidence import TeacherProbes, latest_teacher_probes
+from service.probes.evidence import TeacherProbes, teacher_probe_runs
 
 ORIGINAL = "original"
 BAND_SIDES = ("below", "inside", "beyond")
@@ -312,6 +314,7 @@ def probe_ranking(
             for t in ordered[1:]
             if exact(ordered[0]) - exact(t) <= sampling_noise(exact(ordered[0]), exact(t), measured)
         ]
+    conclusive = margin is None or (noise is not None and margin > noise)
     evidence = ProbeEvidence(
         probe_id=run.id,
         steps=run.budget.steps,
@@ -319,15 +322,62 @@ def probe_ranking(
         seeds=run.budget.seeds,
         eval_source=run.eval.source,
         eval_items=run.eval.n_items,
-        conclusive=margin is None or (noise is not None and margin > noise),
+        conclusive=conclusive,
         contenders=contenders,
         margin=margin,
         noise=noise,
         spread=spread,
         margin_exceeds_spread=None if margin is None or spread is None else margin > spread,
         tokens=run.cost.tokens,
+        follow_up=None if conclusive or len(contenders) < 2 else follow_up_params(probes, contenders),
     )
     return ordered, evidence
+
+
+def follow_up_params(probes: TeacherProbes, contenders: Sequence[str]) -> dict[str, Any] | None:
+    """The run's own budget for the contenders alone, twice as long: where an inconclusive run could not decide.
+
+    The same total cost as the run itself when it had twice as many teachers; None when the run already trained
+    its whole learning-rate schedule (a prefix probe at its full length has no longer version of itself).
+    """
+    budget = probes.run.budget
+    steps = 2 * budget.steps if budget.schedule_steps is None else min(2 * budget.steps, budget.schedule_steps)
+    if steps == budget.steps:
+        return None
+    params = {name: value for name, value in budget.model_dump().items() if value is not None}
+    return {**params, "steps": steps, "teachers": list(contenders)}
+
+
+def combined_probe_ranking(
+    score_order: Sequence[TeacherReport], runs: Iterable[TeacherProbes]
+) -> tuple[list[TeacherReport], dict[str, ProbeFit], ProbeEvidence] | None:
+    """The teachers ranked by the latest probe run, a follow-up's teachers first; the evidence is that run's.
+
+    A run that trained every teacher ranks them all. A follow-up that trained some (the contenders of an earlier,
+    inconclusive run) ranks those, and the rest follow in the order of the latest earlier run that trained them,
+    else in the score-only order. None without a succeeded run that trained any of these teachers.
+    """
+    runs = iter(runs)
+    latest = next(runs, None)
+    if latest is None:
+        return None
+    fits = probe_fits(latest)
+    probed = [t for t in score_order if fits.get(t.teacher) is not None and fits[t.teacher].exact_match is not None]
+    ranked = probe_ranking(probed, fits, latest)
+    if ranked is None:
+        return None
+    order, evidence = ranked
+    rest = [t for t in score_order if t not in probed]
+    if rest:
+        for earlier in runs:
+            earlier_fits = probe_fits(earlier)
+            earlier_ranked = probe_ranking(rest, earlier_fits, earlier)
+            if earlier_ranked is not None:
+                rest = earlier_ranked[0]
+                fits = {**earlier_fits, **fits}
+                evidence = evidence.model_copy(update={"earlier_probe_id": earlier.run.id})
+                break
+    return [*order, *rest], fits, evidence
 
 
 def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:
@@ -384,7 +434,35 @@ def _contenders_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> st
         f"{_in_words([measured(t) for t in contenders])} exact match "
         f"(±{evidence.noise or 0:.0%} on {evidence.eval_items} eval problems; exact ties in score-only order). "
         "Treat the first place as uncertain among those: a longer probe budget, more eval problems or more seeds may "
-        "separate them."
+        "separate them." + _follow_up_text(evidence)
+    )
+
+
+def follow_up_flags(evidence: ProbeEvidence) -> str | None:
+    """`frontier jobs probe` flags of the suggested follow-up (None without one)."""
+    if evidence.follow_up is None:
+        return None
+    defaults = ProbeBudget().as_dict()
+    flags = [f"--teachers {' '.join(evidence.follow_up['teachers'])}"]
+    flags += [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in evidence.follow_up.items()
+        if name != "teachers" and value != defaults.get(name)
+    ]
+    # The follow-up must measure on the same problems: an uploaded set is uploaded again.
+    if evidence.eval_source == "uploaded":
+        flags.append("--eval-set EVAL_SET")
+    return " ".join(flags)
+
+
+def _follow_up_text(evidence: ProbeEvidence) -> str:
+    flags = follow_up_flags(evidence)
+    if flags is None:
+        return ""
+    assert evidence.follow_up is not None
+    return (
+        f" To separate them, probe those teachers alone for {evidence.follow_up['steps']} steps (`probe.follow_up`: "
+        f"`frontier jobs probe JOB {flags}`); the report then ranks by that run."
     )
 
 
@@ -581,21 +659,18 @@ def build_report(session: Session, job_id: uuid.UUID, decision_set_id: int | Non
         basis = "rsr"
         ordered = sorted(by_frontier, key=lambda t: t.rsr if t.rsr is not None else math.inf)
         rankings["rsr"] = [t.teacher for t in ordered]
-    probes = latest_teacher_probes(session, job_id)
     evidence: ProbeEvidence | None = None
     score_first = ordered[0].teacher if ordered else None
-    if probes is not None:
-        fits = probe_fits(probes)
-        ordered = [t.model_copy(update={"probe": fits.get(t.teacher)}) for t in ordered]
-        by_probe = probe_ranking(ordered, fits, probes)
-        if by_probe is not None:
-            probe_order, evidence = by_probe
-            rankings["probe"] = [t.teacher for t in probe_order]
-            # A measured outcome outranks a forecast, even an uncertain one (reported as such, with the teachers
-            # it could not tell apart): a probe near the floor means a student below the task's frontier, exactly
-            # where likelihood-style scores reward the familiar rather than the learnable (docs/experiment.md).
-            # Exact ties keep the score-only order.
-            basis, ordered = "probe", probe_order
+    by_probe = combined_probe_ranking(ordered, teacher_probe_runs(session, job_id))
+    if by_probe is not None:
+        probe_order, fits, evidence = by_probe
+        rankings["probe"] = [t.teacher for t in probe_order]
+        # A measured outcome outranks a forecast, even an uncertain one (reported as such, with the teachers it
+        # could not tell apart): a probe near the floor means a student below the task's frontier, exactly where
+        # likelihood-style scores reward the familiar rather than the learnable (docs/experiment.md). Exact ties
+        # keep the score-only order.
+        basis = "probe"
+        ordered = [t.model_copy(update={"probe": fits.get(t.teacher)}) for t in probe_order]
     ranked = [t.model_copy(update={"rank": rank}) for rank, t in enumerate(ordered, start=1)]
     originals = [_teacher_report(ORIGINAL, tallies[ORIGINAL], None)] if ORIGINAL in tallies else []
     return ReportOut(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from service.jobs.report import follow_up_flags
 from service.jobs.schemas import ProbeFit, ReportOut
 
 
@@ -65,9 +66,13 @@ def report_markdown(report: ReportOut) -> str:
             f"{probe.eval_items} {probe.eval_source.replace('_', '-')} problems, {probe.tokens:,} tokens; "
             f"{'conclusive' if probe.conclusive else 'inconclusive'}: margin {_pct(probe.margin)} against "
             f"eval noise ±{_pct(probe.noise)}; {spread}."
-            + ("" if probe.conclusive else f" Not separated by the probe: {', '.join(probe.contenders)}."),
+            + ("" if probe.conclusive else f" Not separated by the probe: {', '.join(probe.contenders)}.")
+            + (f" Ranks after its teachers: probe run {probe.earlier_probe_id}." if probe.earlier_probe_id else ""),
             "",
         ]
+        flags = follow_up_flags(probe)
+        if flags is not None:
+            lines += [f"To separate the contenders: `frontier jobs probe {report.job_id} {flags} --wait`", ""]
     if report.warnings:
         lines += ["**Warnings.**", "", *(f"- {warning.message}" for warning in report.warnings), ""]
     lines += [

@@ -338,6 +338,16 @@ class ProbeEvidence(BaseModel):
     spread: float | None = Field(description="the larger seed sd of those two teachers (None with one seed)")
     margin_exceeds_spread: bool | None = Field(description="margin > spread; None when the spread is unknown")
     tokens: int = Field(description="tokens fed over all the run's optimiser steps (its training cost)")
+    earlier_probe_id: int | None = Field(
+        default=None,
+        description="when this run trained only some teachers (a follow-up): the latest earlier run that trained "
+        "the others, whose order ranks them after this run's teachers",
+    )
+    follow_up: dict[str, Any] | None = Field(
+        default=None,
+        description="when the verdict is inconclusive: probe parameters that train only the contenders, for twice "
+        "the steps (POST /v1/jobs/{id}/probes, or `frontier jobs probe JOB --teachers ... --steps N`)",
+    )
 
 
 class TeacherReport(BaseModel):

@@ -1,8 +1,9 @@
-"""What a job's probe runs tell the teacher report: the latest succeeded run and its teacher conditions."""
+"""What a job's probe runs tell the teacher report: its succeeded runs and their teacher conditions."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -21,8 +22,8 @@ class TeacherProbes:
     teachers: dict[str, ConditionOut]
 
 
-def latest_teacher_probes(session: Session, job_id: uuid.UUID) -> TeacherProbes | None:
-    """The job's latest succeeded probe run with its per-teacher results (None when no run has succeeded)."""
+def teacher_probe_runs(session: Session, job_id: uuid.UUID) -> Iterator[TeacherProbes]:
+    """The job's succeeded probe runs with their per-teacher results, newest first (each read when reached)."""
     for run in repository.list_probe_runs(session, job_id):
         if run.status != ProbeStatus.succeeded:
             continue
@@ -32,5 +33,4 @@ def latest_teacher_probes(session: Session, job_id: uuid.UUID) -> TeacherProbes 
             kind, name = condition_kind(result.condition)
             if kind == "teacher" and name is not None:
                 teachers[name] = result
-        return TeacherProbes(out, teachers)
-    return None
+        yield TeacherProbes(out, teachers)

@@ -77,6 +77,13 @@ def create_probe_run(
                 field="decision_sets",
             )
     teachers = repository.job_teachers(session, job_id)
+    unknown = [name for name in request.teachers if name not in teachers]
+    if unknown:
+        raise DatasetError(
+            f"job {job_id} has no teacher {unknown[0]!r} (its teachers: {', '.join(teachers)})", field="teachers"
+        )
+    if request.teachers:
+        teachers = [teacher for teacher in teachers if teacher in request.teachers]
     conditions = [
         *(teacher_condition(teacher) for teacher in teachers),
         *((ORIGINAL, UNION) if request.baselines else ()),

@@ -23,7 +23,7 @@ from core.probes import (
 
 # The largest id a BIGINT column holds: a bigger one can name no decision set (and would overflow the query).
 MAX_ID = 2**63 - 1
-OPTIONS = ("answer_pattern", "baselines", "decision_sets", "eval_set")
+OPTIONS = ("answer_pattern", "baselines", "decision_sets", "eval_set", "teachers")
 KNOWN = tuple(sorted([*(field.name for field in fields(ProbeBudget)), *OPTIONS]))
 
 
@@ -39,6 +39,9 @@ class ProbeRequest:
     # Whether the `original` and `union` conditions train beside the teachers: off by default, since the teacher
     # recommendation needs only the teachers and the default budget spends a fifth of a fine-tune on each of them.
     baselines: bool = False
+    # The teachers to train (empty: every teacher of the job). A follow-up among the contenders of an inconclusive
+    # run spends its budget where the first run could not decide.
+    teachers: tuple[str, ...] = ()
 
 
 def parse_probe_request(
@@ -69,7 +72,28 @@ def parse_probe_request(
     baselines = options.get("baselines", False)
     if not isinstance(baselines, bool):
         raise DatasetError(f"expected true or false, got {type(baselines).__name__}", field="baselines")
-    return ProbeRequest(budget, pattern, _decision_set_ids(options.get("decision_sets")), eval_items, baselines)
+    return ProbeRequest(
+        budget,
+        pattern,
+        _decision_set_ids(options.get("decision_sets")),
+        eval_items,
+        baselines,
+        _teacher_names(options.get("teachers")),
+    )
+
+
+def _teacher_names(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise DatasetError("expected a non-empty list of teacher names", field="teachers")
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise DatasetError(f"expected teacher names (non-empty strings), got {f'{item!r}'[:80]}", field="teachers")
+        if item not in names:
+            names.append(item)
+    return tuple(names)
 
 
 def _decision_set_ids(value: object) -> tuple[int, ...]:

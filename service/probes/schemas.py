@@ -62,6 +62,11 @@ class ProbeCreate(BaseModel):
     decision_sets: list[int] | None = Field(
         default=None, description="decision set ids of this job: each adds the condition `decision_set:ID`"
     )
+    teachers: list[str] | None = Field(
+        default=None,
+        description="train only these teachers (default: every teacher of the job); the report's `probe.follow_up` "
+        "names the contenders of an inconclusive run",
+    )
     eval_set: list[EvalItemIn] | None = Field(
         default=None, description="problems to measure on; default: `held_out` of the job's own samples"
     )

@@ -174,3 +174,25 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert f"the probe set {' and '.join(behind)} behind" in partial["recommendation"]
     markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
     assert f"Not separated by the probe: {wanted}, {rival}." in markdown
+    # The follow-up it suggests: its own budget, twice as long, on the contenders alone.
+    follow_up = evidence["follow_up"]
+    assert follow_up["teachers"] == [wanted, rival]
+    assert follow_up["steps"] == 16
+    assert (follow_up["eval_every"], follow_up["warmup_steps"]) == (4, 1)
+    command = f"frontier jobs probe {job['id']} --teachers {wanted} {rival} --steps 16"
+    assert command in markdown
+    assert "--teachers" in partial["recommendation"]
+
+    # That follow-up, run: it ranks its teachers first (here the rival wins), the rest keep the earlier run's order.
+    follow_id = _store_probe(job_id, {wanted: [0.6], rival: [0.9]})
+    followed = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert followed["ranking_basis"] == "probe"
+    assert followed["ranking"] == [rival, wanted, *partial["rankings"]["probe"][2:]]
+    assert followed["probe"]["probe_id"] == follow_id
+    assert followed["probe"]["earlier_probe_id"] == partial_id
+    assert followed["probe"]["conclusive"] is True
+    assert followed["probe"]["follow_up"] is None
+    by_teacher = {t["teacher"]: t["probe"] for t in followed["teachers"] if not t["is_original"]}
+    assert by_teacher[rival]["exact_match"] == 0.9
+    assert by_teacher[behind[0]]["exact_match"] == 0.0  # from the earlier run
+    assert followed["suggested_decide"]["params"] == {"teachers": [rival]}

@@ -495,6 +495,8 @@
         + (probe.margin_exceeds_spread == null ? '; seed spread unknown.'
           : probe.margin_exceeds_spread ? '; the margin exceeds the seed spread.' : '; the margin is within the seed spread.')
         + (probe.conclusive ? '' : ` Not separated by the probe: ${(probe.contenders || []).join(', ')}.`)
+        + (probe.follow_up ? ` Follow-up: probe ${probe.follow_up.teachers.join(', ')} alone for ${probe.follow_up.steps} steps.` : '')
+        + (probe.earlier_probe_id ? ` The other teachers follow in the order of probe run #${probe.earlier_probe_id}.` : '')
       : '';
     const table = el('table', { class: 'data', id: 'teacher-table' },
       el('thead', {}, el('tr', {}, columns.map(([name, , cls]) => el('th', { class: cls || '' }, name)))),

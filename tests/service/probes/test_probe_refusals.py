@@ -152,6 +152,12 @@ CASES: dict[str, Case] = {
     "decision sets not a list": Case(422, "expected a list of decision set ids", json_body={"decision_sets": 3}),
     "decision set id not an integer": Case(422, "positive integers", json_body={"decision_sets": ["1"]}),
     "decision set id beyond BIGINT": Case(422, "positive integers", json_body={"decision_sets": [2**63]}),
+    "teacher the job does not have": Case(
+        422, "has no teacher 'nobody'", json_body={"teachers": ["nobody"]}, detail={"field": "teachers"}
+    ),
+    "teachers not a list": Case(422, "expected a non-empty list of teacher names", json_body={"teachers": "a"}),
+    "teachers an empty list": Case(422, "expected a non-empty list of teacher names", json_body={"teachers": []}),
+    "teacher name not a string": Case(422, "expected teacher names", json_body={"teachers": [3]}),
     "unknown parameter": Case(
         422, "field 'stepz': unknown probe parameter", json_body={"stepz": 4}, detail={"field": "stepz"}
     ),

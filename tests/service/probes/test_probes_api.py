@@ -223,6 +223,12 @@ def test_by_default_only_the_teachers_train(deployment: Deployment, client: Test
     refused = client.post(f"/v1/jobs/{job_id}/probes", json={**TINY, "baselines": "no"})
     assert refused.status_code == 422
     assert refused.json()["detail"]["field"] == "baselines"
+    # A follow-up names the teachers it trains, in the job's order whatever the request's.
+    teachers = [c.removeprefix("teacher:") for c in CONDITIONS if c.startswith("teacher:")]
+    chosen = client.post(f"/v1/jobs/{job_id}/probes", json={**TINY_BUDGET, "teachers": teachers[:0:-1]})
+    assert chosen.status_code == 202, chosen.text
+    assert chosen.json()["conditions"] == [f"teacher:{t}" for t in teachers[1:]]
+    assert chosen.json()["progress"]["tasks_total"] == len(teachers) - 1
 
 
 def test_cancel_stops_a_run_and_a_second_cancel_is_a_conflict(
