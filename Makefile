@@ -55,6 +55,11 @@ bench: install
 experiment: install
 	$(BIN)/python -m bench.experiment --seeds 0 1 2 --jobs 2 --truth-draws 2 --out out/experiment --write-docs
 
+# Where `make experiment`'s default probe was inconclusive, run the follow-up its report suggests.
+.PHONY: experiment-followup
+experiment-followup: install
+	$(BIN)/python -m bench.experiment.followup --out out/experiment
+
 # Re-rank every seed of `make experiment`'s run with a probe that runs 60% of the experiment's own recipe.
 .PHONY: experiment-prefix
 experiment-prefix: install

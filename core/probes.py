@@ -114,6 +114,21 @@ _BOUNDED: dict[str, tuple[str | None, int]] = {
 }
 
 
+def follow_up_params(budget: dict[str, Any], contenders: Sequence[str]) -> dict[str, Any] | None:
+    """The follow-up of an inconclusive probe run: its own budget for the contenders alone, twice as long.
+
+    With half as many teachers as the run had, it costs what the run cost. None when the run already trained its
+    whole learning-rate schedule (a prefix probe at its full length has no longer version of itself).
+    """
+    steps = int(budget["steps"])
+    schedule = budget.get("schedule_steps")
+    longer = 2 * steps if schedule is None else min(2 * steps, int(schedule))
+    if longer == steps or len(contenders) < 2:
+        return None
+    params = {name: value for name, value in budget.items() if value is not None}
+    return {**params, "steps": longer, "teachers": list(contenders)}
+
+
 def setting_name(limit: str) -> str:
     """The environment variable of a limit: probe_max_steps -> FRONTIER_PROBE_MAX_STEPS."""
     return f"FRONTIER_{limit.upper()}"

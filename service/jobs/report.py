@@ -22,12 +22,11 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from core.probes import ProbeBudget
+from core.probes import ProbeBudget, follow_up_params
 from service.jobs import decision_repository
 from service.jobs.decisions import StoredScores, decision_set_view
 from service.jobs.guards import decided_job
@@ -329,23 +328,9 @@ def probe_ranking(
         spread=spread,
         margin_exceeds_spread=None if margin is None or spread is None else margin > spread,
         tokens=run.cost.tokens,
-        follow_up=None if conclusive or len(contenders) < 2 else follow_up_params(probes, contenders),
+        follow_up=None if conclusive else follow_up_params(run.budget.model_dump(), contenders),
     )
     return ordered, evidence
-
-
-def follow_up_params(probes: TeacherProbes, contenders: Sequence[str]) -> dict[str, Any] | None:
-    """The run's own budget for the contenders alone, twice as long: where an inconclusive run could not decide.
-
-    The same total cost as the run itself when it had twice as many teachers; None when the run already trained
-    its whole learning-rate schedule (a prefix probe at its full length has no longer version of itself).
-    """
-    budget = probes.run.budget
-    steps = 2 * budget.steps if budget.schedule_steps is None else min(2 * budget.steps, budget.schedule_steps)
-    if steps == budget.steps:
-        return None
-    params = {name: value for name, value in budget.model_dump().items() if value is not None}
-    return {**params, "steps": steps, "teachers": list(contenders)}
 
 
 def combined_probe_ranking(

@@ -12,6 +12,7 @@ import pytest
 
 from bench.experiment.__main__ import main
 from bench.experiment.families import FAMILIES
+from bench.experiment.followup import main as followup_main
 from bench.experiment.prefix import first_at, prefix_budget
 from bench.experiment.prefix import main as prefix_main
 from bench.experiment.student import STAMP, FineTunePlan, StudentPlan, pretrain_student
@@ -102,6 +103,23 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         assert recommended["same_as"] == f"teacher:{seed['report']['ranking'][0]}"
         assert recommended["eval"] == seed["conditions"][recommended["same_as"]]["eval"]
     assert "probe cost share" in table
+
+    # Where the probe was inconclusive (at a smoke budget every teacher stays at the floor), the follow-up it suggests
+    # trains the contenders alone for twice the steps, through `frontier curate --probe`.
+    assert followup_main(["--out", str(out), "--max-new-tokens", "8"]) == 0
+    followup = json.loads((out / "followup.json").read_text())
+    assert any(seeds[0]["follow_up"] for seeds in followup["families"].values())
+    for name, family in FAMILIES.items():
+        seed = followup["families"][name][0]
+        report = results["families"][name]["seeds"][0]["report"]
+        if report["probe"]["conclusive"]:
+            assert seed["follow_up"] is None
+            continue
+        assert seed["follow_up"] == {**report["probe"]["follow_up"], "max_new_tokens": 8}
+        assert seed["follow_up"]["steps"] == 8
+        assert set(seed["exact_match"]) == set(report["probe"]["contenders"])
+        assert seed["after"] in family.teachers
+        assert seed["follow_up_share"] > 0
 
     # A probe that runs a prefix of the run's own recipe re-ranks each seed through `frontier curate --probe`.
     assert prefix_main(["--out", str(out), "--share", "0.5", "--max-new-tokens", "8"]) == 0

@@ -15,6 +15,7 @@ from core.probes import (
     check_answer_pattern,
     condition_kind,
     extract_answer,
+    follow_up_params,
     mean_sd,
     parse_budget,
     parse_eval_set,
@@ -88,3 +89,19 @@ def test_conditions_and_summaries() -> None:
     mean, sd = mean_sd([0.2, 0.4])
     assert mean == pytest.approx(0.3)
     assert sd == pytest.approx(0.1414, abs=1e-4)
+
+
+def test_a_follow_up_trains_the_contenders_twice_as_long_within_the_schedule() -> None:
+    """The run's own budget, doubled steps, only the contenders; a prefix probe stops at its schedule's end."""
+    budget = ProbeBudget().as_dict()
+    follow_up = follow_up_params(budget, ["b", "a"])
+    assert follow_up is not None
+    assert follow_up == {
+        **{name: value for name, value in budget.items() if value is not None},
+        "steps": 2 * budget["steps"],
+        "teachers": ["b", "a"],
+    }
+    prefix = {**budget, "steps": 300, "schedule_steps": 500}
+    assert (follow_up_params(prefix, ["a", "b"]) or {}).get("steps") == 500
+    assert follow_up_params({**budget, "steps": 500, "schedule_steps": 500}, ["a", "b"]) is None
+    assert follow_up_params(budget, ["a"]) is None
