@@ -30,6 +30,8 @@ EvalSource = Literal["uploaded", "held_out"]
 # "Answer: X" at the end of a solution, else the last number: what the default extraction reads.
 ANSWER = re.compile(r"Answer:\s*(-?[\d,]*\d(?:\.\d+)?)")
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# The rest of an `Answer:` line, without surrounding space or a final full stop.
+ANSWER_LINE = re.compile(r"Answer:[ \t]*(.*?)[ \t]*\.?[ \t]*$", re.M)
 
 
 def teacher_condition(teacher: str) -> str:
@@ -203,11 +205,17 @@ def normalize_answer(answer: str) -> str:
 
 
 def extract_answer(text: str, pattern: re.Pattern[str] | None = None) -> str | None:
-    """A completion's answer: the user pattern's last match, else the last `Answer: X`, else the last number."""
+    """A completion's answer: the user pattern's last match, else the last `Answer: X` (a number, or a line without
+    digits), else the last number."""
     if pattern is not None:
         found = [match.group(1) if pattern.groups else match.group(0) for match in pattern.finditer(text)]
     else:
-        found = ANSWER.findall(text) or NUMBER.findall(text)
+        found = ANSWER.findall(text)
+        if not found:
+            # A task whose answers are words (`Answer: dcba`): the rest of the last answer line. A line with digits
+            # in it (`Answer: x = 5`) is read as before, by its last number.
+            words = [line for line in ANSWER_LINE.findall(text) if line and not any(c.isdigit() for c in line)]
+            found = words[-1:] or NUMBER.findall(text)
     return normalize_answer(found[-1]) if found else None
 
 

@@ -60,6 +60,11 @@ def test_answers_are_read_from_the_end() -> None:
     assert extract_answer("12+3=15\nAnswer: 1,215") == "1215"
     assert extract_answer("it is 3, no 4") == "4"
     assert extract_answer("nothing") is None
+    # Answers that are words: the rest of the last answer line; a line with digits is read by its last number.
+    assert extract_answer("reverse it letter by letter\nAnswer: dcba.") == "dcba"
+    assert extract_answer("Answer: first\nAnswer:  second guess  \nthe end") == "second guess"
+    assert extract_answer("so x is known\nAnswer: x = 5") == "5"
+    assert extract_answer("Answer: 12 apples\nAnswer: twelve") == "12"
     assert extract_answer("x=7; y=9", check_answer_pattern(r"x=(\d+)")) == "7"
     with pytest.raises(DatasetError, match="not a valid regular expression"):
         check_answer_pattern("(")
