@@ -336,33 +336,42 @@ def probe_ranking(
 def combined_probe_ranking(
     score_order: Sequence[TeacherReport], runs: Iterable[TeacherProbes]
 ) -> tuple[list[TeacherReport], dict[str, ProbeFit], ProbeEvidence] | None:
-    """The teachers ranked by the latest probe run, a follow-up's teachers first; the evidence is that run's.
+    """The teachers ranked by the latest probe run that trained them all, or by its latest follow-up.
 
-    A run that trained every teacher ranks them all. A follow-up that trained some (the contenders of an earlier,
-    inconclusive run) ranks those, and the rest follow in the order of the latest earlier run that trained them,
-    else in the score-only order. None without a succeeded run that trained any of these teachers.
+    A follow-up is a newer run that trained every contender of that run (and perhaps other teachers, never all):
+    its teachers rank first by its own exact match and the rest keep the full run's order; the evidence is the
+    follow-up's. A newer run that left out a contender (a user probing one teacher, say) is not a verdict on the
+    recommendation and is passed over. None when no succeeded run trained every teacher.
     """
-    runs = iter(runs)
-    latest = next(runs, None)
-    if latest is None:
-        return None
-    fits = probe_fits(latest)
-    probed = [t for t in score_order if fits.get(t.teacher) is not None and fits[t.teacher].exact_match is not None]
-    ranked = probe_ranking(probed, fits, latest)
-    if ranked is None:
-        return None
-    order, evidence = ranked
-    rest = [t for t in score_order if t not in probed]
-    if rest:
-        for earlier in runs:
-            earlier_fits = probe_fits(earlier)
-            earlier_ranked = probe_ranking(rest, earlier_fits, earlier)
-            if earlier_ranked is not None:
-                rest = earlier_ranked[0]
-                fits = {**earlier_fits, **fits}
-                evidence = evidence.model_copy(update={"earlier_probe_id": earlier.run.id})
-                break
-    return [*order, *rest], fits, evidence
+    newer: list[TeacherProbes] = []
+    for run in runs:  # newest first
+        fits = probe_fits(run)
+        full = probe_ranking(score_order, fits, run)
+        if full is None:
+            newer.append(run)
+            continue
+        order, evidence = full
+        for follow_up in newer:
+            follow_fits = probe_fits(follow_up)
+            trained = [
+                t
+                for t in order
+                if follow_fits.get(t.teacher) is not None and follow_fits[t.teacher].exact_match is not None
+            ]
+            if not set(evidence.contenders) <= {t.teacher for t in trained}:
+                continue
+            ranked = probe_ranking(trained, follow_fits, follow_up)
+            if ranked is None:
+                continue
+            follow_order, follow_evidence = ranked
+            rest = [t for t in order if t not in trained]
+            return (
+                [*follow_order, *rest],
+                {**fits, **follow_fits},
+                follow_evidence.model_copy(update={"earlier_probe_id": run.run.id}),
+            )
+        return order, fits, evidence
+    return None
 
 
 def _probe_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> str:

@@ -340,8 +340,8 @@ class ProbeEvidence(BaseModel):
     tokens: int = Field(description="tokens fed over all the run's optimiser steps (its training cost)")
     earlier_probe_id: int | None = Field(
         default=None,
-        description="when this run trained only some teachers (a follow-up): the latest earlier run that trained "
-        "the others, whose order ranks them after this run's teachers",
+        description="when this run is a follow-up (it trained the contenders of an earlier run, not every "
+        "teacher): that earlier run, whose order ranks the other teachers after this run's",
     )
     follow_up: dict[str, Any] | None = Field(
         default=None,

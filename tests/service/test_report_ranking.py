@@ -196,3 +196,7 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     assert by_teacher[rival]["exact_match"] == 0.9
     assert by_teacher[behind[0]]["exact_match"] == 0.0  # from the earlier run
     assert followed["suggested_decide"]["params"] == {"teachers": [rival]}
+
+    # A later run of one teacher that leaves out a contender is no verdict on the recommendation: passed over.
+    _store_probe(job_id, {behind[0]: [1.0]})
+    assert client.get(f"/v1/jobs/{job['id']}/report").json()["ranking"] == followed["ranking"]
