@@ -27,11 +27,11 @@ ConditionKind = Literal["teacher", "original", "union", "decision_set"]
 ProbeStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 EvalSource = Literal["uploaded", "held_out"]
 
-# "Answer: X" at the end of a solution, else the last number: what the default extraction reads.
-ANSWER = re.compile(r"Answer:\s*(-?[\d,]*\d(?:\.\d+)?)")
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-# The rest of an `Answer:` line, without surrounding space or a final full stop.
-ANSWER_LINE = re.compile(r"Answer:[ \t]*(.*?)[ \t]*\.?[ \t]*$", re.M)
+# What the default extraction reads: the last `Answer:` line, else the last number of the text. A number is
+# digits with an optional sign and decimals; commas count as thousands separators only in groups of three, so
+# `1,234` is one number and `1,2,3` three.
+ANSWER_MARK = "Answer:"
+NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
 def teacher_condition(teacher: str) -> str:
@@ -199,24 +199,39 @@ def check_answer_pattern(pattern: str | None) -> re.Pattern[str] | None:
 
 
 def normalize_answer(answer: str) -> str:
-    """An answer as compared: surrounding space trimmed, thousands separators dropped from numbers."""
-    answer = answer.strip()
+    """An answer as compared: a number without thousands separators, any other text with its spaces collapsed."""
+    answer = " ".join(answer.split())
     return answer.replace(",", "") if NUMBER.fullmatch(answer) else answer
 
 
+def _answer_line(text: str) -> str | None:
+    """The rest of the last non-empty `Answer:` line (after the line's last mark), without a final full stop."""
+    for piece in reversed(text.split(ANSWER_MARK)[1:]):
+        line = piece.split("\n", 1)[0].strip().removesuffix(".").strip()
+        if line:
+            return line
+    return None
+
+
+def _read_line(line: str) -> str:
+    """An answer line as compared: its number when it holds exactly one (`x = 5`, `12 apples`), else all of it.
+
+    So `Answer: 1 2 5 9` (a sorted list), `Answer: 3/4` or `Answer: dcba` are compared whole, not by one number.
+    """
+    numbers = NUMBER.findall(line)
+    return normalize_answer(numbers[0] if len(numbers) == 1 else line)
+
+
 def extract_answer(text: str, pattern: re.Pattern[str] | None = None) -> str | None:
-    """A completion's answer: the user pattern's last match, else the last `Answer: X` (a number, or a line without
-    digits), else the last number."""
+    """A completion's answer: the user pattern's last match, else the last `Answer:` line (its one number, or the
+    whole line), else the text's last number."""
     if pattern is not None:
         found = [match.group(1) if pattern.groups else match.group(0) for match in pattern.finditer(text)]
-    else:
-        found = ANSWER.findall(text)
-        if not found:
-            # A task whose answers are words (`Answer: dcba`): the rest of the last answer line. A line with digits
-            # in it (`Answer: x = 5`) is read as before, by its last number.
-            words = [line for line in ANSWER_LINE.findall(text) if line and not any(c.isdigit() for c in line)]
-            found = words[-1:] or NUMBER.findall(text)
-    return normalize_answer(found[-1]) if found else None
+        return normalize_answer(found[-1]) if found else None
+    if (line := _answer_line(text)) is not None:
+        return _read_line(line)
+    numbers = NUMBER.findall(text)
+    return normalize_answer(numbers[-1]) if numbers else None
 
 
 @dataclass(frozen=True, slots=True)

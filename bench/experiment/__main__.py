@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.experiment.families import FAMILIES
+from bench.experiment.families import FAMILIES, PUBLISHED
 from bench.experiment.pipeline import (
     REPO_ROOT,
     conditions,
@@ -44,7 +44,8 @@ from examples.make_dataset import write_jsonl
 log = logging.getLogger("bench.experiment")
 
 DOC = REPO_ROOT / "docs" / "experiment.md"
-TABLE_START, TABLE_END = "<!-- experiment-table:start -->", "<!-- experiment-table:end -->"
+# The region of DOC a run's tables replace: the published families' table, or the check families'.
+TABLE, CHECK_TABLE = "experiment-table", "check-table"
 # The split the truth is read on: held-out problems of the training distribution.
 SPLIT = "in_distribution"
 
@@ -54,7 +55,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.experiment", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--families", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES), help="task families (default: all)"
+        "--families",
+        nargs="+",
+        choices=sorted(FAMILIES),
+        default=list(PUBLISHED),
+        help=f"task families (default: {' '.join(PUBLISHED)}; check families: "
+        f"{' '.join(sorted(set(FAMILIES) - set(PUBLISHED)))})",
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "experiment")
     parser.add_argument("--policies", nargs="*", default=None, help="policy names (default: every registered one)")
@@ -439,10 +445,18 @@ def write_reports(results: dict[str, Any], out: Path, write_docs: bool) -> str:
         if write_docs:
             (DOC.parent / f"experiment-accuracy-{name}.svg").write_text(plot)
     if write_docs:
-        text = DOC.read_text()
-        pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
-        DOC.write_text(pattern.sub(lambda _: f"{TABLE_START}\n{block}{TABLE_END}", text))
+        write_doc_region(TABLE if set(results["families"]) <= set(PUBLISHED) else CHECK_TABLE, block)
     return block
+
+
+def write_doc_region(region: str, block: str) -> None:
+    """Replace DOC's `<!-- REGION:start -->` ... `<!-- REGION:end -->` with `block`; an error if DOC lacks it."""
+    start, end = f"<!-- {region}:start -->", f"<!-- {region}:end -->"
+    text = DOC.read_text()
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{DOC} has no {start} ... {end} region to write the tables into")
+    DOC.write_text(pattern.sub(lambda _: f"{start}\n{block}{end}", text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,8 @@ class ProbeCreate(BaseModel):
     max_new_tokens: int | None = Field(default=None, description="greedy generation length; default 128")
     answer_pattern: str | None = Field(
         default=None,
-        description="regex whose group (or whole match) is the answer; default `Answer: X`, else the last number",
+        description="regex whose group (or whole match) is the answer; default: the last `Answer:` line, else"
+        " the last number",
     )
     baselines: bool | None = Field(
         default=None,

@@ -60,7 +60,8 @@ def test_extract_answer_reads_the_last_answer() -> None:
 def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
     """One seed, a few steps: the pipeline runs through `frontier curate` and the table lists every condition."""
     out = tmp_path / "experiment"
-    args = ["--seeds", "0", "--out", str(out), "--train", "24", "--eval", "4"]
+    # Every family, the check families too (`make experiment` runs the published ones).
+    args = ["--seeds", "0", "--out", str(out), "--train", "24", "--eval", "4", "--families", *FAMILIES]
     args += ["--pretrain-steps", "4", "--steps", "2", "--max-new-tokens", "8"]
     # Two fine-tunes at once, in processes of their own, as `make experiment` runs them.
     args += ["--jobs", "2"]

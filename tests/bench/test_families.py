@@ -7,7 +7,7 @@ from statistics import fmean
 
 import pytest
 
-from bench.experiment import subtraction
+from bench.experiment import sorting, subtraction
 from bench.experiment.families import FAMILIES
 from core.probes import extract_answer
 
@@ -43,6 +43,34 @@ def test_pretraining_never_shows_the_unseen_operation() -> None:
     """No pre-training document adds: the complement teacher's operation stays unseen."""
     documents = subtraction.pretraining_documents(random.Random(0))
     assert not any("+" in next(documents) for _ in range(2000))
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_every_sorting_teacher_reaches_the_sorted_list(size: int) -> None:
+    """Terse, select, decoy and bubble all end in the ascending list, read whole (not by one of its numbers)."""
+    rng = random.Random(size)
+    for _ in range(300):
+        problem = sorting.make_problem(rng, size)
+        assert problem.answer == " ".join(map(str, sorted(problem.items)))
+        for response in sorting.RESPONSES.values():
+            assert extract_answer(response(problem)) == problem.answer
+        assert sorting.bubble_passes(problem)[-1].endswith(problem.answer)
+
+
+def test_sorting_steps_and_decoy() -> None:
+    """Selection steps move the smallest left each line; the decoy has their line count and length, no help."""
+    problem = sorting.Problem((5, 3, 8, 3))
+    assert sorting.selection_steps(problem) == ["3 | 5 8 3", "3 3 | 5 8", "3 3 5 | 8"]
+    assert sorting.bubble_passes(problem) == ["pass 1: 3 5 3 8", "pass 2: 3 3 5 8", "pass 3: 3 3 5 8"]
+    decoy, select = sorting.decoy_response(problem), sorting.select_response(problem)
+    assert [len(line) for line in decoy.splitlines()] == [len(line) for line in select.splitlines()]
+    assert decoy.splitlines()[:-1] == ["5 3 8 3 |"] * 3
+
+
+def test_sorting_pretraining_never_shows_a_bubble_pass() -> None:
+    """No pre-training document writes a pass: the bubble teacher's operation stays unseen."""
+    documents = sorting.pretraining_documents(random.Random(0))
+    assert not any("pass" in next(documents) for _ in range(2000))
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -17,6 +17,7 @@ from core.probes import (
     extract_answer,
     follow_up_params,
     mean_sd,
+    normalize_answer,
     parse_budget,
     parse_eval_set,
 )
@@ -60,11 +61,19 @@ def test_answers_are_read_from_the_end() -> None:
     assert extract_answer("12+3=15\nAnswer: 1,215") == "1215"
     assert extract_answer("it is 3, no 4") == "4"
     assert extract_answer("nothing") is None
-    # Answers that are words: the rest of the last answer line; a line with digits is read by its last number.
+    # The last answer line: its number when it holds one, else the whole line (words, lists, fractions).
     assert extract_answer("reverse it letter by letter\nAnswer: dcba.") == "dcba"
     assert extract_answer("Answer: first\nAnswer:  second guess  \nthe end") == "second guess"
     assert extract_answer("so x is known\nAnswer: x = 5") == "5"
-    assert extract_answer("Answer: 12 apples\nAnswer: twelve") == "12"
+    assert extract_answer("Answer: 12 apples\nAnswer: twelve") == "twelve"
+    assert extract_answer("Answer: 1,234 then Answer: 5") == "5"
+    assert extract_answer("Answer: -5\nAnswer:\n") == "-5"
+    assert extract_answer("5 3 8 1\nAnswer: 1  3 5 8") == "1 3 5 8"
+    assert extract_answer("Answer: 1 3 5 8") != extract_answer("Answer: 1 3 5 9")
+    assert extract_answer("Answer: 1,2,3") == "1,2,3"
+    assert extract_answer("Answer: 3/4.") == "3/4"
+    assert normalize_answer(" 1 3  5 ") == "1 3 5"
+    assert normalize_answer("1,234") == "1234"
     assert extract_answer("x=7; y=9", check_answer_pattern(r"x=(\d+)")) == "7"
     with pytest.raises(DatasetError, match="not a valid regular expression"):
         check_answer_pattern("(")

@@ -1,8 +1,8 @@
 """What a fine-tuned student can do on held-out problems: greedy exact match and the held-out loss.
 
 Exact match: each item's prompt (rendered in the job's template, as in training) is completed greedily, and
-the answer read from the completion (core.probes.extract_answer: the user's pattern, else the last `Answer: X`,
-else the last number) must equal the item's answer. Held-out loss: the mean teacher-forced loss per token of the
+the answer read from the completion (core.probes.extract_answer: the user's pattern, else the last `Answer:`
+line, else the last number) must equal the item's answer. Held-out loss: the mean teacher-forced loss per token of the
 items' reference responses (and their end token, as training counts it), so the curve's loss is the training
 objective measured on problems the student never saw.
 
