@@ -82,7 +82,9 @@ class ProbeBudget:
     seeds: int = 1
     # Held-out samples taken from the job when no eval set is uploaded.
     held_out: int = 64
-    max_new_tokens: int = 128
+    # Greedy generation length; None: room for the longest response the condition trains on (`generation_room`),
+    # so a teacher whose steps are long is never cut off before its answer (which would favour terse teachers).
+    max_new_tokens: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The budget as JSON-ready parameters."""
@@ -131,6 +133,15 @@ def follow_up_params(budget: dict[str, Any], contenders: Sequence[str]) -> dict[
     return {**params, "steps": longer, "teachers": list(contenders)}
 
 
+def generation_room(longest_response: int) -> int:
+    """The default generation length for a condition whose longest training response has `longest_response` tokens.
+
+    A quarter more than that response (at least 16 tokens more): a student that learnt the format finishes inside
+    it, one that rambles is stopped soon after.
+    """
+    return longest_response + max(16, longest_response // 4)
+
+
 def setting_name(limit: str) -> str:
     """The environment variable of a limit: probe_max_steps -> FRONTIER_PROBE_MAX_STEPS."""
     return f"FRONTIER_{limit.upper()}"
@@ -157,7 +168,7 @@ def parse_budget(params: dict[str, Any] | None, limits: ProbeLimits = DEFAULT_PR
                 raise DatasetError(f"expected 0 < peak_lr <= 1, got {value}", field=name)
             values[name] = float(value)
             continue
-        if name == "schedule_steps" and value is None:
+        if name in ("schedule_steps", "max_new_tokens") and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise DatasetError(f"expected an integer, got {type(value).__name__}", field=name)

@@ -14,6 +14,9 @@ from frontier.progress import ProgressBar
 RESULTS_HEADER = ["CONDITION", "EXACT MATCH", "LOSS", "SEEDS", "EXAMPLES", "STEPS", "TOKENS", "SECONDS"]
 LISTING_HEADER = ["PROBE", "STATUS", "PROGRESS", "CONDITIONS", "SEEDS", "STEPS", "EVAL", "CREATED"]
 
+# What a budget without max_new_tokens generates (core.probes.generation_room).
+ROOM = "room for each condition's longest response in"
+
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, each as wide as its widest cell."""
@@ -97,12 +100,13 @@ def budget_text(budget: Mapping[str, Any]) -> str:
         return "-"
     seeds = budget.get("seeds")
     schedule = budget.get("schedule_steps")
+    generation = budget.get("max_new_tokens")
     prefix = f" (the first of a {schedule}-step schedule)" if schedule and schedule != budget.get("steps") else ""
     return (
         f"{budget.get('steps')} steps{prefix} of {budget.get('batch_size')} examples, "
         f"peak lr {budget.get('peak_lr') or 'auto'} ({budget.get('warmup_steps')} warm-up), "
         f"a curve point every {budget.get('eval_every')} steps, "
-        f"{seeds} seed{'' if seeds == 1 else 's'}, {budget.get('max_new_tokens')} new tokens"
+        f"{seeds} seed{'' if seeds == 1 else 's'}, {generation or ROOM} new tokens"
     )
 
 

@@ -186,7 +186,12 @@ def register(subparsers: Any) -> None:
     )
     probe.add_argument("--eval-every", type=_positive_int, default=None, help="a learning-curve point every N steps")
     probe.add_argument("--held-out", type=_positive_int, default=None, help="samples held out as the eval set")
-    probe.add_argument("--max-new-tokens", type=_positive_int, default=None, help="greedy generation length")
+    probe.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=None,
+        help="greedy generation length (default: room for each condition's longest response)",
+    )
     probe.add_argument("--answer-pattern", default=None, help="regex whose (one) group is the answer")
     probe.add_argument(
         "--decision-set",

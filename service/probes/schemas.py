@@ -49,7 +49,11 @@ class ProbeCreate(BaseModel):
     eval_every: int | None = Field(default=None, description="steps between curve points; default 150")
     seeds: int | None = Field(default=None, description="seeds per condition; default 1")
     held_out: int | None = Field(default=None, description="samples held out when no eval set is given; default 64")
-    max_new_tokens: int | None = Field(default=None, description="greedy generation length; default 128")
+    max_new_tokens: int | None = Field(
+        default=None,
+        description="greedy generation length; default: room for each condition's longest training response (a "
+        "quarter more, at least 16 tokens more; the one used is in each seed's cost)",
+    )
     answer_pattern: str | None = Field(
         default=None,
         description="regex whose group (or whole match) is the answer; default: the last `Answer:` line, else"
@@ -84,7 +88,9 @@ class BudgetOut(BaseModel):
     eval_every: int
     seeds: int
     held_out: int
-    max_new_tokens: int
+    max_new_tokens: int | None = Field(
+        default=None, description="None: room for each condition's longest response (each seed's cost says how much)"
+    )
 
 
 class EvalOut(BaseModel):

@@ -16,6 +16,7 @@ from core.probes import (
     condition_kind,
     extract_answer,
     follow_up_params,
+    generation_room,
     mean_sd,
     normalize_answer,
     parse_budget,
@@ -55,6 +56,15 @@ def test_a_schedule_longer_than_the_run_makes_the_probe_a_prefix() -> None:
     with pytest.raises(LimitError, match="FRONTIER_PROBE_MAX_STEPS") as over:
         parse_budget({"steps": 5, "schedule_steps": 10}, ProbeLimits(probe_max_steps=8))
     assert over.value.field == "schedule_steps"
+
+
+def test_the_default_generation_length_leaves_room_after_the_longest_response() -> None:
+    """At least 16 tokens more than the longest response, a quarter more for long ones; None is the default."""
+    assert generation_room(10) == 26
+    assert generation_room(400) == 500
+    assert parse_budget({}).max_new_tokens is None
+    assert parse_budget({"max_new_tokens": None}).max_new_tokens is None
+    assert parse_budget({"max_new_tokens": 64}).max_new_tokens == 64
 
 
 def test_answers_are_read_from_the_end() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core.probes import CurvePoint, EvalItem, ProbeBudget, TrainingExample, check_answer_pattern
+from core.probes import CurvePoint, EvalItem, ProbeBudget, TrainingExample, check_answer_pattern, generation_room
 from workers.probing.data import PromptEncoder, training_batches
 from workers.probing.evaluation import Evaluator
 from workers.probing.student import LORA_ABOVE_PARAMS, Method, load_trainable_student, probe_learning_rate
@@ -33,6 +33,8 @@ class ProbeCost:
     parameters: int
     trainable_parameters: int
     peak_lr: float
+    # The greedy generation length used: the budget's, else room for the condition's longest response.
+    max_new_tokens: int
     examples: int
     steps: int
     tokens: int
@@ -68,6 +70,7 @@ class ProbeOutcome:
                 "parameters": cost.parameters,
                 "trainable_parameters": cost.trainable_parameters,
                 "peak_lr": cost.peak_lr,
+                "max_new_tokens": cost.max_new_tokens,
                 "examples": cost.examples,
                 "steps": cost.steps,
                 "tokens": cost.tokens,
@@ -127,12 +130,15 @@ def run_probe(
         raise ValueError(
             f"no training example fits the student: every response starts beyond its {student.max_length} tokens"
         )
+    max_new_tokens = budget.max_new_tokens
+    if max_new_tokens is None:
+        max_new_tokens = generation_room(max(len(row.ids) - row.response_start for row in rows))
     evaluator = Evaluator(
         student.model,
         student.tokenizer,
         encoder,
         eval_items,
-        max_new_tokens=budget.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         answer_pattern=pattern,
     )
     # The batch order has its own generator, so it does not depend on what else draws from torch's.
@@ -171,6 +177,7 @@ def run_probe(
         parameters=student.parameters,
         trainable_parameters=student.trainable_parameters,
         peak_lr=peak_lr,
+        max_new_tokens=max_new_tokens,
         examples=len(rows),
         steps=trainer.steps,
         tokens=trainer.tokens,

@@ -447,7 +447,7 @@
         + `Budget: ${budget.steps} steps${budget.schedule_steps && budget.schedule_steps !== budget.steps ? ` (the first of a ${budget.schedule_steps}-step schedule)` : ''} `
         + `of ${budget.batch_size} examples, peak lr ${budget.peak_lr ?? 'auto'}, ${budget.warmup_steps} warm-up, `
         + `a curve point every ${budget.eval_every} steps, ${budget.seeds} seed${budget.seeds === 1 ? '' : 's'}, `
-        + `${budget.max_new_tokens} new tokens${probe.answer_pattern ? `, answers by /${probe.answer_pattern}/` : ''}.`),
+        + `${budget.max_new_tokens ?? 'room for each condition\'s longest response in'} new tokens${probe.answer_pattern ? `, answers by /${probe.answer_pattern}/` : ''}.`),
       probe.error ? el('p', { class: 'warnings' }, probe.error) : null,
       legend,
       el('div', { class: 'grid2 probe-charts' },

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.probes import CurvePoint, EvalItem, ProbeBudget, TrainingExample
+from core.probes import CurvePoint, EvalItem, ProbeBudget, TrainingExample, generation_room
 from workers.probing import ProbeOutcome, run_probe
+from workers.probing.data import PromptEncoder
+from workers.probing.student import load_trainable_student
 
 
 def _probe(student: Path, examples: list[TrainingExample], items: list[EvalItem], budget: ProbeBudget) -> ProbeOutcome:
@@ -38,7 +40,7 @@ def test_curve_has_a_point_at_zero_every_eval_every_and_the_end(
     cost = result["cost"]
     assert cost["method"] == "full"
     assert cost["parameters"] == cost["trainable_parameters"] > 0
-    assert (cost["examples"], cost["steps"]) == (len(examples), 7)
+    assert (cost["examples"], cost["steps"], cost["max_new_tokens"]) == (len(examples), 7, 6)
     # Every step feeds a batch of four whole rows, so at least four rows' worth of tokens, and no padding.
     assert 7 * 4 * 10 < cost["tokens"] < 7 * 4 * 100
     assert cost["seconds"] >= cost["train_seconds"] + cost["eval_seconds"] > 0
@@ -141,3 +143,14 @@ def test_the_answer_pattern_replaces_the_default_extraction(
     assert [point.exact_match for point in default.curve] == [0.0] * 4
     with pytest.raises(ValueError, match="regular expression"):
         run_probe(gpt2_student_dir, examples, items, budget=budget, seed=0, device="cpu", answer_pattern="(")
+
+
+def test_without_a_generation_length_the_longest_response_sets_it(
+    gpt2_student_dir: Path, examples: list[TrainingExample], eval_items: list[EvalItem], budget: ProbeBudget
+) -> None:
+    """No max_new_tokens: room for the longest training response in tokens, reported in the cost."""
+    outcome = _probe(gpt2_student_dir, examples, eval_items, replace(budget, steps=1, max_new_tokens=None))
+    student = load_trainable_student(gpt2_student_dir, device="cpu", lora_above_params=None)
+    rows = PromptEncoder(student.tokenizer, "plain", max_length=student.max_length).training_rows(examples)
+    longest = max(len(row.ids) - row.response_start for row in rows)
+    assert outcome.cost.max_new_tokens == generation_room(longest) == longest + 16
