@@ -314,6 +314,8 @@ def probe_ranking(
             if exact(ordered[0]) - exact(t) <= sampling_noise(exact(ordered[0]), exact(t), measured)
         ]
     conclusive = margin is None or (noise is not None and margin > noise)
+    # A first teacher that solved every eval problem cannot pull further ahead: twice the steps would be wasted.
+    at_ceiling = exact(ordered[0]) >= 1.0
     evidence = ProbeEvidence(
         probe_id=run.id,
         steps=run.budget.steps,
@@ -328,7 +330,8 @@ def probe_ranking(
         spread=spread,
         margin_exceeds_spread=None if margin is None or spread is None else margin > spread,
         tokens=run.cost.tokens,
-        follow_up=None if conclusive else follow_up_params(run.budget.model_dump(), contenders),
+        follow_up=None if conclusive or at_ceiling else follow_up_params(run.budget.model_dump(), contenders),
+        at_ceiling=at_ceiling,
     )
     return ordered, evidence
 
@@ -427,8 +430,14 @@ def _contenders_text(ranked: list[TeacherReport], evidence: ProbeEvidence) -> st
         f"optimiser steps of {evidence.batch_size} examples {separated}could not separate "
         f"{_in_words([measured(t) for t in contenders])} exact match "
         f"(±{evidence.noise or 0:.0%} on {evidence.eval_items} eval problems; exact ties in score-only order). "
-        "Treat the first place as uncertain among those: a longer probe budget, more eval problems or more seeds may "
-        "separate them." + _follow_up_text(evidence)
+        + (
+            f"{ranked[0].teacher} solved every eval problem, so a longer probe cannot set it further apart: treat "
+            "the contenders as level for this student, or separate them with more or harder eval problems "
+            "(an uploaded eval set) or more seeds."
+            if evidence.at_ceiling
+            else "Treat the first place as uncertain among those: a longer probe budget, more eval problems or more "
+            "seeds may separate them." + _follow_up_text(evidence)
+        )
     )
 
 

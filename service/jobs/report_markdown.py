@@ -67,6 +67,7 @@ def report_markdown(report: ReportOut) -> str:
             f"{'conclusive' if probe.conclusive else 'inconclusive'}: margin {_pct(probe.margin)} against "
             f"eval noise ±{_pct(probe.noise)}; {spread}."
             + ("" if probe.conclusive else f" Not separated by the probe: {', '.join(probe.contenders)}.")
+            + (" The first solved every eval problem: a longer probe cannot separate them." if probe.at_ceiling else "")
             + (f" Ranks after its teachers: probe run {probe.earlier_probe_id}." if probe.earlier_probe_id else ""),
             "",
         ]

@@ -346,7 +346,13 @@ class ProbeEvidence(BaseModel):
     follow_up: dict[str, Any] | None = Field(
         default=None,
         description="when the verdict is inconclusive: probe parameters that train only the contenders, for twice "
-        "the steps (POST /v1/jobs/{id}/probes, or `frontier jobs probe JOB --teachers ... --steps N`)",
+        "the steps (POST /v1/jobs/{id}/probes, or `frontier jobs probe JOB --teachers ... --steps N`); none when "
+        "the first teacher is `at_ceiling`",
+    )
+    at_ceiling: bool = Field(
+        default=False,
+        description="the first teacher solved every eval problem: a longer probe cannot set it further apart, "
+        "more (or harder) eval problems can",
     )
 
 

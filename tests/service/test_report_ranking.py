@@ -200,3 +200,18 @@ def test_a_probe_run_decides_the_ranking_when_it_separates_the_teachers(
     # A later run of one teacher that leaves out a contender is no verdict on the recommendation: passed over.
     _store_probe(job_id, {behind[0]: [1.0]})
     assert client.get(f"/v1/jobs/{job['id']}/report").json()["ranking"] == followed["ranking"]
+
+    # A first teacher that solved every eval problem cannot pull ahead with more steps: no follow-up, and the
+    # recommendation says what would separate the contenders instead.
+    ceiling_id = _store_probe(job_id, {t: [1.0 if t == wanted else 0.975 if t == rival else 0.0] for t in by_rsr})
+    ceiling = client.get(f"/v1/jobs/{job['id']}/report").json()
+    assert ceiling["probe"]["probe_id"] == ceiling_id
+    assert ceiling["probe"]["conclusive"] is False
+    assert ceiling["probe"]["contenders"] == [wanted, rival]
+    assert ceiling["probe"]["at_ceiling"] is True
+    assert ceiling["probe"]["follow_up"] is None
+    assert f"{wanted} solved every eval problem" in ceiling["recommendation"]
+    assert "--teachers" not in ceiling["recommendation"]
+    markdown = client.get(f"/v1/jobs/{job['id']}/report", params={"format": "markdown"}).text
+    assert "The first solved every eval problem: a longer probe cannot separate them." in markdown
+    assert "To separate the contenders" not in markdown

@@ -495,6 +495,7 @@
         + (probe.margin_exceeds_spread == null ? '; seed spread unknown.'
           : probe.margin_exceeds_spread ? '; the margin exceeds the seed spread.' : '; the margin is within the seed spread.')
         + (probe.conclusive ? '' : ` Not separated by the probe: ${(probe.contenders || []).join(', ')}.`)
+        + (probe.at_ceiling ? ' The first solved every eval problem: a longer probe cannot separate them.' : '')
         + (probe.follow_up ? ` Follow-up: probe ${probe.follow_up.teachers.join(', ')} alone for ${probe.follow_up.steps} steps.` : '')
         + (probe.earlier_probe_id ? ` The other teachers follow in the order of probe run #${probe.earlier_probe_id}.` : '')
       : '';
