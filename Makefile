@@ -58,7 +58,7 @@ experiment: install
 # The check families (bench/experiment/families.py): the same protocol on tasks the defaults were never measured on.
 .PHONY: experiment-check
 experiment-check: install
-	$(BIN)/python -m bench.experiment --families sorting --seeds 0 1 2 --jobs 2 --truth-draws 2 --out out/check --write-docs
+	$(BIN)/python -m bench.experiment --families sorting digitsum --seeds 0 1 2 --jobs 2 --truth-draws 2 --out out/check --write-docs
 
 # Where `make experiment`'s default probe was inconclusive, run the follow-up its report suggests.
 .PHONY: experiment-followup

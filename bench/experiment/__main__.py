@@ -44,7 +44,7 @@ from examples.make_dataset import write_jsonl
 log = logging.getLogger("bench.experiment")
 
 DOC = REPO_ROOT / "docs" / "experiment.md"
-# The region of DOC a run's tables replace: the published families' table, or the check families'.
+# The regions of DOC a run's tables replace: the published families' table, or one per check family.
 TABLE, CHECK_TABLE = "experiment-table", "check-table"
 # The split the truth is read on: held-out problems of the training distribution.
 SPLIT = "in_distribution"
@@ -427,25 +427,28 @@ def family_block(name: str, family: dict[str, Any]) -> tuple[str, list[Any]]:
 
 def write_reports(results: dict[str, Any], out: Path, write_docs: bool) -> str:
     """Write table.md and one accuracy plot per family under `out` (and into docs/ when asked); returns the text."""
-    blocks: list[str] = []
+    blocks: dict[str, str] = {}
     plots: dict[str, str] = {}
     for name, family in results["families"].items():
-        block, rows = family_block(name, family)
-        blocks.append(block)
+        blocks[name], rows = family_block(name, family)
         plots[name] = svg_plot(rows, f"{name}: exact match by training condition (held-out problems)")
     seeds = sorted({seed["seed"] for family in results["families"].values() for seed in family["seeds"]})
-    block = "\n".join(blocks) + (
+    footer = (
         f"\nSeeds {', '.join(map(str, seeds))}; {results['plan']['steps']} optimiser steps of "
         f"{results['plan']['batch_size']} examples per condition; wall time {results['seconds'] / 60:.1f} min "
         f"({results['command']}).\n"
     )
+    block = "\n".join(blocks.values()) + footer
     (out / "table.md").write_text(block)
     for name, plot in plots.items():
         (out / f"accuracy-{name}.svg").write_text(plot)
         if write_docs:
             (DOC.parent / f"experiment-accuracy-{name}.svg").write_text(plot)
-    if write_docs:
-        write_doc_region(TABLE if set(results["families"]) <= set(PUBLISHED) else CHECK_TABLE, block)
+    if write_docs and set(results["families"]) <= set(PUBLISHED):
+        write_doc_region(TABLE, block)
+    elif write_docs:
+        for name, family_text in blocks.items():
+            write_doc_region(f"{CHECK_TABLE}-{name}", family_text + footer)
     return block
 
 

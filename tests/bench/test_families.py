@@ -7,7 +7,7 @@ from statistics import fmean
 
 import pytest
 
-from bench.experiment import sorting, subtraction
+from bench.experiment import digitsum, sorting, subtraction
 from bench.experiment.families import FAMILIES
 from core.probes import extract_answer
 
@@ -71,6 +71,30 @@ def test_sorting_pretraining_never_shows_a_bubble_pass() -> None:
     """No pre-training document writes a pass: the bubble teacher's operation stays unseen."""
     documents = sorting.pretraining_documents(random.Random(0))
     assert not any("pass" in next(documents) for _ in range(2000))
+
+
+@pytest.mark.parametrize("digits", [2, 3, 5, 6])
+def test_every_digitsum_teacher_reaches_the_sum(digits: int) -> None:
+    """Terse, running, decoy and pairs all end in the digit sum; at training size the decoy is as long as the
+    running total, within 10%."""
+    rng = random.Random(digits)
+    problems = [digitsum.make_problem(rng, digits) for _ in range(300)]
+    for problem in problems:
+        assert len(problem.number) == digits
+        for response in digitsum.RESPONSES.values():
+            assert extract_answer(response(problem)) == problem.answer
+    if digits in digitsum.TRAIN_DIGITS:
+        length = {name: fmean(len(f(p)) for p in problems) for name, f in digitsum.RESPONSES.items()}
+        assert abs(length["decoy"] - length["running"]) / length["running"] < 0.1
+
+
+def test_digitsum_steps() -> None:
+    """The running total adds one digit per line; the pairwise tree halves the list per line."""
+    problem = digitsum.Problem("48273")
+    assert digitsum.running_steps(problem) == ["4+8=12", "12+2=14", "14+7=21", "21+3=24"]
+    assert digitsum.pair_steps(problem) == ["4+8=12, 2+7=9, 3", "12+9=21, 3", "21+3=24"]
+    documents = digitsum.pretraining_documents(random.Random(0))
+    assert not any(", " in next(documents) for _ in range(2000))
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
