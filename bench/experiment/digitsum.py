@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from examples.corpus import format_pair
+from bench.experiment.problems import distinct_problems, pretraining_stream, refinement_records
 
 TEACHERS: tuple[str, ...] = ("terse", "running", "decoy", "pairs")
 PRETRAIN_DIGITS: tuple[int, ...] = (2, 3)
@@ -113,21 +113,12 @@ PRETRAIN_STYLES = (original_response, terse_response, running_response, decoy_re
 
 def pretraining_documents(rng: random.Random) -> Iterator[str]:
     """An endless stream of short numbers in the plain template, each in a random familiar style."""
-    while True:
-        problem = make_problem(rng, rng.choice(PRETRAIN_DIGITS))
-        yield format_pair(problem.instruction, rng.choice(PRETRAIN_STYLES)(problem))
+    return pretraining_stream(rng, lambda draw: make_problem(draw, draw.choice(PRETRAIN_DIGITS)), PRETRAIN_STYLES)
 
 
 def make_problems(rng: random.Random, n: int, digits: Sequence[int], exclude: set[str]) -> list[Problem]:
     """`n` distinct problems, sizes drawn from `digits`, none of whose numbers is in `exclude`."""
-    problems: list[Problem] = []
-    while len(problems) < n:
-        problem = make_problem(rng, rng.choice(list(digits)))
-        if problem.number in exclude:
-            continue
-        exclude.add(problem.number)
-        problems.append(problem)
-    return problems
+    return distinct_problems(rng, n, digits, make_problem, lambda problem: problem.number, exclude)
 
 
 def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[str, Any]], dict[str, list[Problem]]]:
@@ -139,14 +130,4 @@ def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[st
         "in_distribution": make_problems(rng, n_eval, TRAIN_DIGITS, seen),
         "ood": make_problems(rng, n_eval, OOD_DIGITS, seen),
     }
-    records = [
-        {
-            "id": f"digitsum-{seed}-{index:05d}",
-            "instruction": problem.instruction,
-            "input": "",
-            "response": original_response(problem),
-            "refinements": [{"teacher": name, "response": RESPONSES[name](problem)} for name in TEACHERS],
-        }
-        for index, problem in enumerate(train)
-    ]
-    return records, evaluation
+    return refinement_records("digitsum", seed, train, original_response, RESPONSES), evaluation

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from examples.corpus import format_pair
+from bench.experiment.problems import distinct_problems, pretraining_stream, refinement_records
 
 TEACHERS: tuple[str, ...] = ("terse", "select", "decoy", "bubble")
 PRETRAIN_SIZES: tuple[int, ...] = (2, 3)
@@ -120,21 +120,12 @@ PRETRAIN_STYLES = (original_response, terse_response, select_response, decoy_res
 
 def pretraining_documents(rng: random.Random) -> Iterator[str]:
     """An endless stream of short lists in the plain template, each in a random familiar style."""
-    while True:
-        problem = make_problem(rng, rng.choice(PRETRAIN_SIZES))
-        yield format_pair(problem.instruction, rng.choice(PRETRAIN_STYLES)(problem))
+    return pretraining_stream(rng, lambda draw: make_problem(draw, draw.choice(PRETRAIN_SIZES)), PRETRAIN_STYLES)
 
 
 def make_problems(rng: random.Random, n: int, sizes: Sequence[int], exclude: set[tuple[int, ...]]) -> list[Problem]:
     """`n` distinct problems, sizes drawn from `sizes`, none of whose lists is in `exclude`."""
-    problems: list[Problem] = []
-    while len(problems) < n:
-        problem = make_problem(rng, rng.choice(list(sizes)))
-        if problem.items in exclude:
-            continue
-        exclude.add(problem.items)
-        problems.append(problem)
-    return problems
+    return distinct_problems(rng, n, sizes, make_problem, lambda problem: problem.items, exclude)
 
 
 def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[str, Any]], dict[str, list[Problem]]]:
@@ -146,14 +137,4 @@ def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[st
         "in_distribution": make_problems(rng, n_eval, TRAIN_SIZES, seen),
         "ood": make_problems(rng, n_eval, OOD_SIZES, seen),
     }
-    records = [
-        {
-            "id": f"sort-{seed}-{index:05d}",
-            "instruction": problem.instruction,
-            "input": "",
-            "response": original_response(problem),
-            "refinements": [{"teacher": name, "response": RESPONSES[name](problem)} for name in TEACHERS],
-        }
-        for index, problem in enumerate(train)
-    ]
-    return records, evaluation
+    return refinement_records("sort", seed, train, original_response, RESPONSES), evaluation

@@ -88,6 +88,7 @@ def char_tokenizer(n_positions: int) -> Any:
 
 def _build_code(family: str) -> str:
     """A digest of the source that builds a family's student, so a cached build from older code is not reused."""
+    from bench.experiment import problems
     from examples import training as model_shapes
     from workers.probing import data, training
 
@@ -96,6 +97,7 @@ def _build_code(family: str) -> str:
         model_shapes,
         data,
         training,
+        problems,
         inspect.getmodule(FAMILIES[family].pretraining_documents),
     ]
     digest = hashlib.sha256()

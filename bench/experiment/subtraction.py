@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from examples.corpus import format_pair
+from bench.experiment.problems import distinct_problems, pretraining_stream, refinement_records
 
 TEACHERS: tuple[str, ...] = ("terse", "borrow", "decoy", "complement")
 TRAIN_DIGITS: tuple[int, ...] = (2,)
@@ -141,21 +141,12 @@ PRETRAIN_STYLES = (original_response, terse_response, borrow_response, decoy_res
 
 def pretraining_documents(rng: random.Random) -> Iterator[str]:
     """An endless stream of single-column facts in the plain template, each in a random familiar style."""
-    while True:
-        problem = pretraining_problem(rng)
-        yield format_pair(problem.instruction, rng.choice(PRETRAIN_STYLES)(problem))
+    return pretraining_stream(rng, pretraining_problem, PRETRAIN_STYLES)
 
 
 def make_problems(rng: random.Random, n: int, digits: Sequence[int], exclude: set[tuple[int, int]]) -> list[Problem]:
     """`n` distinct problems, sizes drawn from `digits`, none of whose operand pairs is in `exclude`."""
-    problems: list[Problem] = []
-    while len(problems) < n:
-        problem = make_problem(rng, rng.choice(list(digits)))
-        if (problem.a, problem.b) in exclude:
-            continue
-        exclude.add((problem.a, problem.b))
-        problems.append(problem)
-    return problems
+    return distinct_problems(rng, n, digits, make_problem, lambda problem: (problem.a, problem.b), exclude)
 
 
 def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[str, Any]], dict[str, list[Problem]]]:
@@ -167,14 +158,4 @@ def build_records(seed: int, *, n_train: int, n_eval: int) -> tuple[list[dict[st
         "in_distribution": make_problems(rng, n_eval, TRAIN_DIGITS, seen),
         "ood": make_problems(rng, n_eval, OOD_DIGITS, seen),
     }
-    records = [
-        {
-            "id": f"sub-{seed}-{index:05d}",
-            "instruction": problem.instruction,
-            "input": "",
-            "response": original_response(problem),
-            "refinements": [{"teacher": name, "response": RESPONSES[name](problem)} for name in TEACHERS],
-        }
-        for index, problem in enumerate(train)
-    ]
-    return records, evaluation
+    return refinement_records("sub", seed, train, original_response, RESPONSES), evaluation

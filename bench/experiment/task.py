@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bench.experiment.problems import distinct_problems
 from examples.corpus import format_pair
 
 TEACHERS: tuple[str, ...] = ("strong", "mid", "weak")
@@ -58,15 +59,7 @@ def make_problem(rng: random.Random, digits: int) -> Problem:
 
 def make_problems(rng: random.Random, n: int, digits: Sequence[int], exclude: set[tuple[int, int]]) -> list[Problem]:
     """`n` distinct problems, sizes drawn uniformly from `digits`, none of whose operand pairs is in `exclude`."""
-    problems: list[Problem] = []
-    while len(problems) < n:
-        problem = make_problem(rng, rng.choice(list(digits)))
-        key = (problem.a, problem.b)
-        if key in exclude:
-            continue
-        exclude.add(key)
-        problems.append(problem)
-    return problems
+    return distinct_problems(rng, n, digits, make_problem, lambda problem: (problem.a, problem.b), exclude)
 
 
 def _blocks(value: int, digits: int, width: int) -> list[str]:
