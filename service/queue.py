@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from service.filesystem_broker import TRANSPORT as FILESYSTEM_TRANSPORT
 from service.settings import Settings, get_settings
 
 SCORE_CHUNK_TASK = "frontier.score_chunk"
@@ -30,6 +31,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for both the enqueuing API and the GPU workers."""
     url = settings.broker_dsn
     options: dict[str, Any] = {}
+    transport: str | None = None
     if settings.embedded_broker:
         # The folder is on this machine. kombu warns "No hostname was supplied" on every connection to a URL that
         # names no host (the default `filesystem://`); the filesystem transport ignores the host, so name this one.
@@ -48,8 +50,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
             "polling_interval": 0.05,
         }
+        # kombu's own filesystem channel lets a consumer read a message before it is written (filesystem_broker).
+        transport = FILESYSTEM_TRANSPORT
     return {
         "broker_url": url,
+        "broker_transport": transport,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.gpu_queue,
