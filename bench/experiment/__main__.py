@@ -37,7 +37,15 @@ from bench.experiment.pipeline import (
     read_jsonl,
     run_condition,
 )
-from bench.experiment.report import aggregate, markdown_table, svg_plot, teacher_tokens, teacher_truth
+from bench.experiment.report import (
+    aggregate,
+    best_teachers,
+    markdown_table,
+    ranking_text,
+    svg_plot,
+    teacher_tokens,
+    teacher_truth,
+)
 from bench.experiment.student import EvalItem, Example, FineTunePlan, StudentPlan, evaluate, pretrain_student
 from examples.make_dataset import write_jsonl
 
@@ -254,6 +262,7 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         truth = teacher_truth(seed)
         teachers = list(truth)
         by_truth = sorted(teachers, key=lambda t: (-truth[t], t))
+        bests = best_teachers(truth)
         probed = {t: probe["conditions"].get(f"teacher:{t}", {}).get("exact_match") for t in teachers}
         by_probe = sorted(teachers, key=lambda t: -(probed[t] or 0.0))
         rho = spearman([-truth[t] for t in teachers], [-(probed[t] or 0.0) for t in teachers])
@@ -268,11 +277,11 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         gap = best - truth[by_truth[1]] if len(by_truth) > 1 else math.inf
         gap_noise = sampling_noise(best, truth[by_truth[1]], n_eval) if len(by_truth) > 1 else 0.0
         close = first in truth and best - truth[first] <= sampling_noise(best, truth[first], n_eval)
-        right += first == by_truth[0]
+        right += first in bests
         tied_right += close
         if gap > gap_noise:
             decisive += 1
-            decisive_right += first == by_truth[0]
+            decisive_right += first in bests
         # Which teacher each fine-tune draw alone would have put first: where they differ, one draw was a coin.
         draws = [seed["conditions"][f"teacher:{t}"].get("draws") for t in teachers]
         per_draw = ""
@@ -284,9 +293,9 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
                 firsts.append("=".join(t for t in teachers if scored[t] == max(scored.values())))
             per_draw = f" (per draw: {', '.join(firsts)})"
         lines.append(
-            f"| {seed['seed']} | {' > '.join(by_truth)}{per_draw} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
+            f"| {seed['seed']} | {ranking_text(by_truth, truth)}{per_draw} | {100 * gap:+.1f} (±{100 * gap_noise:.1f})"
             f"{'' if gap > gap_noise else ', a tie'} | {probe_order} | {first} ({report.get('ranking_basis')}) "
-            f"| {'yes' if first == by_truth[0] else 'no'} | {'yes' if close else 'no'} "
+            f"| {'yes' if first in bests else 'no'} | {'yes' if close else 'no'} "
             f"| {'-' if rho is None else f'{rho:+.2f}'} | {'-' if share is None else f'{share:.1%}'} |"
         )
     run: dict[str, Any] | None = next((seed["probe"] for seed in seeds if seed.get("probe")), None)
@@ -309,9 +318,10 @@ def probe_table(seeds: Sequence[dict[str, Any]]) -> str:
         else ""
     )
     tail = (
-        f"\n{truth_note}Top-1: {right} of {counted}; where the full fine-tunes separate their first two beyond the "
-        f"noise of their eval problems: {decisive_right} of {decisive}; ranking[0]'s full fine-tune within that "
-        f"noise of the best: {tied_right} of {counted}.\n"
+        f"\n{truth_note}Top-1 (ranking[0] is a teacher whose full fine-tune scored best; `=` in a ranking is an "
+        f"exact tie, where either counts): {right} of {counted}; where the full fine-tunes separate their first two "
+        f"beyond the noise of their eval problems: {decisive_right} of {decisive}; ranking[0]'s full fine-tune "
+        f"within that noise of the best: {tied_right} of {counted}.\n"
     )
     return head + "\n".join(lines) + "\n" + tail
 
@@ -403,9 +413,9 @@ def signal_agreement(seeds: Sequence[dict[str, Any]]) -> str:
                 versus = (
                     f"{'-' if rho_probe is None else f'{rho_probe:+.2f}'} | {'yes' if ranked[0] == by_probe else 'no'}"
                 )
-            top1 = "yes" if ranked[0] == by_truth[0] else "no"
+            top1 = "yes" if ranked[0] in best_teachers(truth) else "no"
             lines.append(
-                f"| {seed['seed']} | {' > '.join(by_truth)} | {label} | {' > '.join(ranked)} "
+                f"| {seed['seed']} | {ranking_text(by_truth, truth)} | {label} | {' > '.join(ranked)} "
                 f"| {'-' if rho is None else f'{rho:+.2f}'} | {top1} | {versus} |"
             )
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.experiment.pipeline import run_curate
-from bench.experiment.report import teacher_tokens, teacher_truth
+from bench.experiment.report import best_teachers, teacher_tokens, teacher_truth
 from core.probes import follow_up_params
 
 
@@ -50,7 +50,7 @@ def run_seed(work: Path, seed: dict[str, Any], dest: Path, max_new_tokens: int |
     entry: dict[str, Any] = {
         "seed": seed["seed"],
         "truth": truth,
-        "best": min(truth, key=lambda teacher: (-truth[teacher], teacher)),
+        "best": best_teachers(truth),
         "first": first,
         "conclusive": (report.get("probe") or {}).get("conclusive"),
         "share": seed["probe"]["cost"]["tokens"] / full_tokens if seed.get("probe") and full_tokens else None,
@@ -94,13 +94,14 @@ def table(family: str, seeds: list[dict[str, Any]]) -> str:
             shown = ", ".join(f"{teacher} {value:.0%}" for teacher, value in seed["exact_match"].items())
             follow_up = f"{seed['follow_up']['steps']}: {shown}"
         share, extra = seed["share"] or 0.0, seed["follow_up_share"] or 0.0
+        verdict = "" if seed["conclusive"] else " (inconclusive)"
         lines.append(
-            f"| {seed['seed']} | {seed['best']} | {seed['first']}{'' if seed['conclusive'] else ' (inconclusive)'} "
-            f"| {follow_up} | {seed['after']} | {'yes' if seed['after'] == seed['best'] else 'no'} "
+            f"| {seed['seed']} | {' = '.join(seed['best'])} | {seed['first']}{verdict} "
+            f"| {follow_up} | {seed['after']} | {'yes' if seed['after'] in seed['best'] else 'no'} "
             f"| {share:.1%} + {extra:.1%} = {share + extra:.1%} |"
         )
-    before = sum(seed["first"] == seed["best"] for seed in seeds)
-    after = sum(seed["after"] == seed["best"] for seed in seeds)
+    before = sum(seed["first"] in seed["best"] for seed in seeds)
+    after = sum(seed["after"] in seed["best"] for seed in seeds)
     lines += ["", f"Top-1: {before} of {len(seeds)} with the probe alone, {after} of {len(seeds)} after follow-ups."]
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.experiment.pipeline import run_curate
-from bench.experiment.report import teacher_tokens, teacher_truth
+from bench.experiment.report import best_teachers, teacher_tokens, teacher_truth
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -76,7 +76,7 @@ def run_seed(work: Path, seed: dict[str, Any], budget: dict[str, Any], dest: Pat
     return {
         "seed": seed["seed"],
         "truth": truth,
-        "best": min(truth, key=lambda teacher: (-truth[teacher], teacher)),
+        "best": best_teachers(truth),
         "ranking": report["ranking"],
         "conclusive": (report.get("probe") or {}).get("conclusive"),
         "cost_share": probe["cost"]["tokens"] / full_tokens if full_tokens else None,
@@ -96,13 +96,14 @@ def table(family: str, seeds: list[dict[str, Any]], budget: dict[str, Any]) -> s
     ]
     for step in steps:
         firsts = [first_at(seed["curves"], step) for seed in seeds]
-        hits = sum(first == [seed["best"]] for first, seed in zip(firsts, seeds, strict=True))
+        # Right when the probe's first is one teacher and the fine-tunes scored it best (alone or in an exact tie).
+        hits = sum(len(first) == 1 and first[0] in seed["best"] for first, seed in zip(firsts, seeds, strict=True))
         shown = ", ".join(
             "/".join(first) + f" {dict(seed['curves'][first[0]]).get(step, 0):.0%}" if first else "-"
             for first, seed in zip(firsts, seeds, strict=True)
         )
         lines.append(f"| {step} of {schedule} ({step / schedule:.0%}) | {hits} of {len(seeds)} | {shown} |")
-    final = sum(seed["ranking"][:1] == [seed["best"]] for seed in seeds)
+    final = sum(seed["ranking"][0] in seed["best"] for seed in seeds if seed["ranking"])
     shares = ", ".join(f"{seed['cost_share']:.1%}" for seed in seeds if seed["cost_share"] is not None)
     lines += [
         "",

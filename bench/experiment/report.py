@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,25 @@ def teacher_truth(seed: dict[str, Any]) -> dict[str, float]:
         for name, result in seed["conditions"].items()
         if name.startswith("teacher:")
     }
+
+
+def best_teachers(truth: dict[str, float]) -> list[str]:
+    """The teachers whose full fine-tune scored best: several when their scores are equal.
+
+    An exact tie has no single best teacher, so a recommendation of any of them names "the teacher whose full
+    fine-tune scored best"; breaking it by name would count a coin of the alphabet as a miss.
+    """
+    best = max(truth.values())
+    return [teacher for teacher, value in truth.items() if math.isclose(value, best, rel_tol=0.0, abs_tol=1e-9)]
+
+
+def ranking_text(order: Sequence[str], values: dict[str, float]) -> str:
+    """Teachers best first, `=` between equal scores and `>` elsewhere."""
+    text = order[0] if order else ""
+    for before, teacher in itertools.pairwise(order):
+        tied = math.isclose(values[before], values[teacher], rel_tol=0.0, abs_tol=1e-9)
+        text += f" {'=' if tied else '>'} {teacher}"
+    return text
 
 
 def teacher_tokens(seed: dict[str, Any]) -> int:
