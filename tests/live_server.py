@@ -4,19 +4,18 @@ a local Celery worker) under a temporary data directory, for the tests that talk
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from core.processes import free_port, stop_process
 from tests.services import ROOT, TEST_CHUNK_SIZE
 
 START_TIMEOUT_S = 90
@@ -29,14 +28,6 @@ class LiveServer:
     url: str
     env: dict[str, str]
     log: Path
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -71,7 +62,8 @@ def live_server(data_dir: Path, *, worker: bool = True, port: int | None = None,
         wait_until_up(url, process, log)
         yield LiveServer(url=url, env=env, log=log)
     finally:
-        _stop(process)
+        # SIGTERM, as a process manager stops it (uvicorn, then the local worker); the group is killed if slow.
+        stop_process(process, timeout=45, group=True)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -87,20 +79,6 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None
             pass
         time.sleep(0.25)
     pytest.fail(f"frontier serve did not answer within {START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, as a process manager stops it (uvicorn, then the local worker), SIGKILL to the group if slow."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    # The worker child is in the server's session; make sure it did not outlive it.
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ the filesystem broker under the data dir; `frontier serve` and `frontier curate`
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from core.processes import stop_process
 from service.settings import Settings
 
 
@@ -42,10 +42,4 @@ def local_worker(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=30)

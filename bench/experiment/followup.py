@@ -1,11 +1,12 @@
 """`python -m bench.experiment.followup`: where the default probe was inconclusive, run the follow-up it suggests.
 
 Reads OUT/results.json of a finished `python -m bench.experiment` run (synthetic mode). For each (family, seed)
-whose report called its probe verdict inconclusive, it runs `frontier curate DATA --student DIR --probe` with the
-follow-up's parameters (the report's `probe.follow_up`; for a run stored before reports carried it, the same rule,
-`core.probes.follow_up_params`, applied to the stored verdict): the contenders alone, the same budget for twice
-the steps. It compares the follow-up's `ranking[0]` with the seed's best full fine-tune; a conclusive seed keeps
-its first verdict. Prints a table per family; writes OUT/followup.json.
+whose report called its probe verdict inconclusive, it runs the follow-up on that seed's own job as a user would:
+`frontier serve` on a copy of the job's embedded state, `POST /v1/jobs/{id}/probes` with the report's
+`probe.follow_up` (for a run stored before reports carried it, the same rule, `core.probes.follow_up_params`,
+applied to the stored verdict: the contenders alone, the same budget for twice the steps), then the job's report,
+which ranks by the follow-up and the first run together. It compares that `ranking[0]` with the seed's best full
+fine-tune; a conclusive seed keeps its first verdict. Prints a table per family; writes OUT/followup.json.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.experiment.pipeline import run_curate
+from bench.experiment.pipeline import follow_up_on_job
 from bench.experiment.report import best_teachers, teacher_tokens, teacher_truth
 from core.probes import follow_up_params
 
@@ -42,7 +43,7 @@ def suggested_follow_up(seed: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run_seed(work: Path, seed: dict[str, Any], dest: Path, max_new_tokens: int | None) -> dict[str, Any]:
-    """One seed: its first verdict, and the follow-up's through `frontier curate --probe` when there is one."""
+    """One seed: its first verdict, and the job's ranking after the follow-up when there is one."""
     truth = teacher_truth(seed)
     full_tokens = teacher_tokens(seed)
     report = seed.get("report") or {}
@@ -63,9 +64,7 @@ def run_seed(work: Path, seed: dict[str, Any], dest: Path, max_new_tokens: int |
         return entry
     if max_new_tokens is not None:
         params = {**params, "max_new_tokens": max_new_tokens}
-    run_curate(work / "refinements.jsonl", Path(seed["student"]), dest, params)
-    followed = json.loads((dest / "report.json").read_text())
-    probe = json.loads((dest / "probe.json").read_text())
+    probe, followed = follow_up_on_job(work / "curate", seed["job_id"], params, dest)
     entry.update(
         follow_up=params,
         after=followed["ranking"][0],

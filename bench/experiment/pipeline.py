@@ -28,13 +28,81 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+import httpx
+
 from bench.experiment.student import Example, FineTunePlan, evaluate, fine_tune
 from core.probes import EvalItem
+from core.processes import free_port, stop_process
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_LINE = re.compile(r"job ([0-9a-f-]{36})")
+
+
+SERVE_START_S = 120
+PROBE_POLL_S = 1.0
+
+
+@contextlib.contextmanager
+def _serve(data_dir: Path, log_path: Path) -> Iterator[str]:
+    """`frontier serve` with a local worker on `data_dir` (embedded, no keys) until the block ends; yields its URL."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FRONTIER_")}
+    env.update(FRONTIER_DATA_DIR=str(data_dir), FRONTIER_AUTH="none")
+    command = [sys.executable, "-m", "frontier.cli", "serve", "--port", str(port), "--worker"]
+    with log_path.open("wb") as sink:
+        # Its own session, so the server and the worker it started are stopped together.
+        server = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVE_START_S
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"frontier serve exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                tail = log_path.read_text()[-2000:]
+                raise RuntimeError(f"frontier serve did not answer in {SERVE_START_S}s:\n{tail}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        stop_process(server, timeout=45, group=True)
+
+
+def follow_up_on_job(curated: Path, job_id: str, params: dict[str, Any], out: Path) -> tuple[dict[str, Any], ...]:
+    """Run a probe follow-up on a curated job as a user would, and return its probe run and the job's report after.
+
+    `curated` is a `frontier curate` output directory; its embedded state is copied to `out` (the original stays as
+    it was), a `frontier serve` with a local worker is started on the copy, the follow-up is posted to
+    `POST /v1/jobs/{id}/probes` and followed to its end, and the report is read from `GET /v1/jobs/{id}/report`:
+    the ranking that combines the job's first probe run with its follow-up (docs/probes.md).
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    data_dir = out / ".frontier"
+    shutil.copytree(curated / ".frontier", data_dir, ignore=shutil.ignore_patterns("broker"))
+    with _serve(data_dir, out / "serve.log") as url, httpx.Client(base_url=url, timeout=30) as client:
+        created = client.post(f"/v1/jobs/{job_id}/probes", json=params)
+        if created.status_code != 202:
+            raise RuntimeError(f"the follow-up was refused ({created.status_code}): {created.text}")
+        probe_id = created.json()["id"]
+        while True:
+            probe: dict[str, Any] = client.get(f"/v1/jobs/{job_id}/probes/{probe_id}").json()
+            if probe["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(PROBE_POLL_S)
+        if probe["status"] != "succeeded":
+            raise RuntimeError(f"the follow-up probe run {probe_id} ended {probe['status']}: {probe.get('error')}")
+        report: dict[str, Any] = client.get(f"/v1/jobs/{job_id}/report").json()
+    (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return probe, report
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core.processes import free_port
 from frontier.client import Client, ConflictError, FrontierError, ServerError
-from tests.live_server import free_port
 
 JOB = "00000000-0000-0000-0000-00000000000a"
 

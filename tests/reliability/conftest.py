@@ -14,7 +14,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from core.processes import free_port
 from service import migrate
 from service.app import create_app
 from service.db import dispose_engines
@@ -42,14 +42,6 @@ __all__ = ["small_student"]
 WORKER_APPLICATION_NAME = "frontier-test-worker"
 DATABASE = "frontier_reliability"
 START_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:

@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from core.processes import free_port
 from core.templates import TEMPLATES
 from frontier.cli import main
 from frontier.client import BadRequestError, Client, FrontierError
 from frontier.progress import ProgressBar, size
 from service.jobs.schemas import JobOut
-from tests.live_server import LiveServer, free_port, live_server
+from tests.live_server import LiveServer, live_server
 from tests.services import ROOT, as_jsonl, example_records
 
 N_SAMPLES = 12

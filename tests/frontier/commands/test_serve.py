@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import free_port, server_env, wait_until_up
+from core.processes import free_port
+from tests.live_server import server_env, wait_until_up
 from tests.services import ROOT
 
 
