@@ -5,23 +5,32 @@ polls the folder moves and reads any file with that name at once, without the wr
 between the two reads an empty message and the worker dies on `JSONDecodeError` (kombu issue #1551); it happened
 to `make experiment` on 2026-12-04, one message in a few thousand, on a 2-core machine. Here the producer writes
 to a name the consumer ignores and renames the file into place, which is atomic within one folder, so a consumer
-sees a whole message or none; a producer that dies mid-write leaves only an ignored `.part` file.
+sees a whole message or none; a producer that dies mid-write leaves only an ignored `.part` file. A message that
+still cannot be decoded (written by something else, or damaged on disk) is set aside in the processed folder
+rather than taken down the worker that reads it: its work is re-sent by the sweep like any lost message.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import uuid
+from queue import Empty
 from time import monotonic_ns
 from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 # Celery's `broker_transport` setting takes this path; it wins over the scheme of the `filesystem://` URL.
 TRANSPORT = "service.filesystem_broker:Transport"
 PARTIAL_SUFFIX = ".part"
+TAKEN_SUFFIX = ".taken"
+UNREADABLE_PREFIX = "unreadable-"
+
+log = logging.getLogger(__name__)
 
 
 class Channel(filesystem.Channel):
@@ -42,8 +51,37 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        """The oldest whole message of `queue`; unreadable ones are set aside. Raises `Empty` when there is none."""
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            path = os.path.join(self.data_folder_in, name)
+            taken = path + TAKEN_SUFFIX
+            try:
+                # Claiming by rename is atomic: of several consumers polling one folder, exactly one gets the file.
+                os.replace(path, taken)
+            except FileNotFoundError:
+                continue
+            try:
+                with open(taken, "rb") as handle:
+                    raw = handle.read()
+                message = loads(raw.decode())  # type: ignore[no-untyped-call]
+            except (OSError, ValueError):
+                aside = os.path.join(self.processed_folder, UNREADABLE_PREFIX + name)
+                shutil.move(taken, aside)
+                log.error("the embedded queue set aside a message it cannot read: %s", aside)
+                continue
+            if self.store_processed:
+                shutil.move(taken, os.path.join(self.processed_folder, name))
+            else:
+                os.remove(taken)
+            return message
+        raise Empty()
+
 
 class Transport(filesystem.Transport):
-    """kombu's filesystem transport with atomic message files."""
+    """kombu's filesystem transport with atomic message files and a consumer that sets unreadable ones aside."""
 
     Channel = Channel

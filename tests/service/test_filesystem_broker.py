@@ -67,3 +67,23 @@ def test_a_polling_consumer_reads_every_message_whole(monkeypatch: pytest.Monkey
     assert [message["index"] for message in received] == list(range(N_MESSAGES))
     assert all(message["padding"] == padding for message in received)
     assert not list(Path(options["data_folder_out"]).glob(f"*{PARTIAL_SUFFIX}"))
+
+
+def test_an_unreadable_message_is_set_aside_and_the_next_one_delivered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A damaged message file does not stop the consumer: it is moved out of the queue and the next one is read."""
+    settings = embedded_settings(monkeypatch, tmp_path)
+    app = get_queue(settings)
+    queue_folder = Path(app.conf.broker_transport_options["data_folder_in"])
+    processed = Path(app.conf.broker_transport_options["processed_folder"])
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        # Older than anything the channel writes: the consumer meets it first.
+        (queue_folder / f"{0:020d}_damaged.{QUEUE}.msg").write_bytes(b'{"index": 0, "pad')
+        channel._put(QUEUE, {"index": 1})
+        assert channel._get(QUEUE) == {"index": 1}
+        with pytest.raises(Empty):
+            channel._get(QUEUE)
+    assert [path.name for path in processed.iterdir()] == [f"unreadable-{0:020d}_damaged.{QUEUE}.msg"]
+    assert list(queue_folder.iterdir()) == []
