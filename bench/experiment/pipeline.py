@@ -74,7 +74,9 @@ def _serve(data_dir: Path, log_path: Path) -> Iterator[str]:
         stop_process(server, timeout=45, group=True)
 
 
-def follow_up_on_job(curated: Path, job_id: str, params: dict[str, Any], out: Path) -> tuple[dict[str, Any], ...]:
+def follow_up_on_job(
+    curated: Path, job_id: str, params: dict[str, Any], out: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a probe follow-up on a curated job as a user would, and return its probe run and the job's report after.
 
     `curated` is a `frontier curate` output directory; its embedded state is copied to `out` (the original stays as

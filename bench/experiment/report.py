@@ -39,6 +39,11 @@ def teacher_truth(seed: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _tied(a: float, b: float) -> bool:
+    """Equal scores: the same mean of the same eval problems, up to floating-point summation order."""
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9)
+
+
 def best_teachers(truth: dict[str, float]) -> list[str]:
     """The teachers whose full fine-tune scored best: several when their scores are equal.
 
@@ -46,15 +51,14 @@ def best_teachers(truth: dict[str, float]) -> list[str]:
     fine-tune scored best"; breaking it by name would count a coin of the alphabet as a miss.
     """
     best = max(truth.values())
-    return [teacher for teacher, value in truth.items() if math.isclose(value, best, rel_tol=0.0, abs_tol=1e-9)]
+    return [teacher for teacher, value in truth.items() if _tied(value, best)]
 
 
 def ranking_text(order: Sequence[str], values: dict[str, float]) -> str:
     """Teachers best first, `=` between equal scores and `>` elsewhere."""
     text = order[0] if order else ""
     for before, teacher in itertools.pairwise(order):
-        tied = math.isclose(values[before], values[teacher], rel_tol=0.0, abs_tol=1e-9)
-        text += f" {'=' if tied else '>'} {teacher}"
+        text += f" {'=' if _tied(values[before], values[teacher]) else '>'} {teacher}"
     return text
 
 
