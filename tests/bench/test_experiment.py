@@ -15,6 +15,8 @@ from bench.experiment.families import FAMILIES
 from bench.experiment.followup import main as followup_main
 from bench.experiment.prefix import first_at, prefix_budget
 from bench.experiment.prefix import main as prefix_main
+from bench.experiment.reliability import main as reliability_main
+from bench.experiment.reliability import seed_agreement
 from bench.experiment.student import STAMP, FineTunePlan, StudentPlan, pretrain_student
 from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
 from core.probes import extract_answer
@@ -132,6 +134,15 @@ def test_smoke_run_has_every_condition(tmp_path: Path) -> None:
         assert sorted(seed["ranking"]) == sorted(family.teachers)
         assert seed["best"]
         assert set(seed["best"]) <= set(family.teachers)
+
+    # The truth against itself: each of the two draws judged against the other, and the probe against each.
+    assert reliability_main(["--out", str(out)]) == 0
+    for name in FAMILIES:
+        agreement = seed_agreement(results["families"][name]["seeds"][0])
+        assert agreement.draws == 2
+        assert 0.0 <= agreement.one_fine_tune <= 1.0
+        assert agreement.probe is not None
+        assert 0.0 <= agreement.probe <= 1.0
 
 
 def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_path: Path) -> None:
