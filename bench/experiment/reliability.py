@@ -41,6 +41,8 @@ class SeedAgreement:
     # The mean over every draw: the steadiest truth the run has.
     all_draws: dict[str, float]
     probe_first: str | None
+    # The report's own verdict on that first place (`probe.conclusive`; None without a probe).
+    conclusive: bool | None
     # The first and second half of the draws (None with fewer than four draws).
     halves: tuple[dict[str, float], dict[str, float]] | None
     # One full fine-tune per teacher (a left-out draw) against the other draws' mean: expected top-1 in [0, 1].
@@ -94,6 +96,7 @@ def seed_agreement(seed: dict[str, Any]) -> SeedAgreement:
     firsts = [best_teachers({teacher: values[k] for teacher, values in scores.items()}) for k in range(n)]
     ranking = (seed.get("report") or {}).get("ranking") or []
     probe_first = ranking[0] if ranking and seed.get("probe") else None
+    verdict = (seed.get("report") or {}).get("probe") or {}
     left_out = [_mean_over(scores, [j for j in range(n) if j != k]) for k in range(n)]
     half = n // 2
     return SeedAgreement(
@@ -102,6 +105,7 @@ def seed_agreement(seed: dict[str, Any]) -> SeedAgreement:
         draw_firsts=firsts,
         all_draws=_mean_over(scores, range(n)),
         probe_first=probe_first,
+        conclusive=verdict.get("conclusive") if probe_first is not None else None,
         halves=(_mean_over(scores, range(half)), _mean_over(scores, range(half, 2 * half))) if n >= 4 else None,
         one_fine_tune=fmean(_hit(firsts[k], left_out[k]) for k in range(n)),
         probe=None if probe_first is None else fmean(_hit([probe_first], truth) for truth in left_out),
@@ -110,6 +114,10 @@ def seed_agreement(seed: dict[str, Any]) -> SeedAgreement:
 
 def _yes(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
+
+
+def _verdict(conclusive: bool | None) -> str:
+    return "" if conclusive is None else (" (conclusive)" if conclusive else " (inconclusive)")
 
 
 def _order(truth: dict[str, float]) -> str:
@@ -124,7 +132,7 @@ def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
         f"### {name}",
         "",
         "| seed | first teacher per draw | first half's truth | second half's truth | halves agree "
-        "| all draws' truth | probe's first: right vs first half / second half / all "
+        "| all draws' truth | probe's first (verdict): right vs first half / second half / all "
         "| one full fine-tune per teacher, top-1 vs the other draws | the probe, vs the same |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -134,7 +142,7 @@ def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
             f"| {row.seed} | {', '.join('='.join(f) for f in row.draw_firsts)} "
             f"| {'-' if first_half is None else _order(first_half)} "
             f"| {'-' if second_half is None else _order(second_half)} | {_yes(row.halves_agree)} "
-            f"| {_order(row.all_draws)} | {row.probe_first or '-'}: "
+            f"| {_order(row.all_draws)} | {row.probe_first or '-'}{_verdict(row.conclusive)}: "
             f"{_yes(None if first_half is None else row.probe_right(first_half))} / "
             f"{_yes(None if second_half is None else row.probe_right(second_half))} / "
             f"{_yes(row.probe_right(row.all_draws))} "
@@ -154,6 +162,10 @@ def summary(rows: Sequence[SeedAgreement]) -> str:
         text += f"; the probe in {sum(probed):.1f} of {len(probed)}"
     if halves:
         text += f"; the two halves' truths share a first teacher in {sum(halves)} of {len(halves)}"
+    for verdict, label in ((True, "conclusive"), (False, "inconclusive")):
+        judged = [row.probe for row in rows if row.probe is not None and row.conclusive is verdict]
+        if judged:
+            text += f"; {label} probe verdicts right in {sum(judged):.1f} of {len(judged)}"
     return text + "."
 
 

@@ -20,7 +20,7 @@ def _seed(number: int, draws: dict[str, list[float]], probe_first: str | None) -
     return {
         "seed": number,
         "conditions": conditions,
-        "report": {"ranking": [probe_first] if probe_first else []},
+        "report": {"ranking": [probe_first] if probe_first else [], "probe": {"conclusive": probe_first == "a"}},
         "probe": {"id": 1} if probe_first else None,
     }
 
@@ -79,3 +79,6 @@ def test_the_command_prints_a_table_per_family(tmp_path: Path, capsys: pytest.Ca
     assert "one full fine-tune per teacher names the other draws' best teacher in 1.0 of 2" in printed
     assert "the probe in 1.5 of 2" in printed
     assert "share a first teacher in 1 of 2" in printed
+    # Seed 0's probe (`a`) was conclusive and right every time; seed 1's (`b`) inconclusive and a coin.
+    assert "conclusive probe verdicts right in 1.0 of 1; inconclusive probe verdicts right in 0.5 of 1" in printed
+    assert "a (conclusive): yes / yes / yes" in printed
