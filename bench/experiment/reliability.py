@@ -148,14 +148,14 @@ def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
             f"{_yes(row.probe_right(row.all_draws))} "
             f"| {100 * row.one_fine_tune:.0f}% | {'-' if row.probe is None else f'{100 * row.probe:.0f}%'} |"
         )
-    return "\n".join(lines) + "\n" + summary(rows) + "\n"
+    return "\n".join(lines) + f"\n\nOver {summary(rows)}\n"
 
 
 def summary(rows: Sequence[SeedAgreement]) -> str:
     """Totals over seeds: expected top-1 counts of each recommender, and how often the halves agree."""
     halves = [row.halves_agree for row in rows if row.halves_agree is not None]
     probed = [row.probe for row in rows if row.probe is not None]
-    text = f"\nOver {len(rows)} seeds: one full fine-tune per teacher names the other draws' best teacher in " + (
+    text = f"{len(rows)} seeds: one full fine-tune per teacher names the other draws' best teacher in " + (
         f"{sum(row.one_fine_tune for row in rows):.1f} of {len(rows)} (expected)"
     )
     if probed:
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(family_table(family, run["seeds"]))
             everything += [seed_agreement(seed) for seed in run["seeds"]]
     if len(everything) > 3:
-        print("All families." + summary(everything).removeprefix("\n"))
+        print(f"All families, over {summary(everything)}")
     return 0
 
 
