@@ -49,6 +49,10 @@ class SeedAgreement:
     one_fine_tune: float
     # The probe's first teacher against the same left-out means (None without a probe).
     probe: float | None
+    # What following each costs: the best teacher's exact match minus the pick's, in the same left-out means
+    # (points of exact match, 0 when the pick is a best teacher).
+    one_fine_tune_regret: float
+    probe_regret: float | None
 
     @property
     def halves_agree(self) -> bool | None:
@@ -87,6 +91,11 @@ def _hit(named: Sequence[str], truth: dict[str, float]) -> float:
     return sum(name in bests for name in named) / len(named)
 
 
+def _regret(named: Sequence[str], truth: dict[str, float]) -> float:
+    """How far below the best teacher of `truth` a pick among `named` trains, on average over the tied names."""
+    return max(truth.values()) - fmean(truth[name] for name in named)
+
+
 def seed_agreement(seed: dict[str, Any]) -> SeedAgreement:
     """A seed's truth against itself (leave one draw out; halves with four draws or more) and the probe against it."""
     scores = draw_scores(seed)
@@ -109,6 +118,8 @@ def seed_agreement(seed: dict[str, Any]) -> SeedAgreement:
         halves=(_mean_over(scores, range(half)), _mean_over(scores, range(half, 2 * half))) if n >= 4 else None,
         one_fine_tune=fmean(_hit(firsts[k], left_out[k]) for k in range(n)),
         probe=None if probe_first is None else fmean(_hit([probe_first], truth) for truth in left_out),
+        one_fine_tune_regret=fmean(_regret(firsts[k], left_out[k]) for k in range(n)),
+        probe_regret=None if probe_first is None else fmean(_regret([probe_first], truth) for truth in left_out),
     )
 
 
@@ -133,7 +144,8 @@ def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
         "",
         "| seed | first teacher per draw | first half's truth | second half's truth | halves agree "
         "| all draws' truth | probe's first (verdict): right vs first half / second half / all "
-        "| one full fine-tune per teacher, top-1 vs the other draws | the probe, vs the same |",
+        "| one full fine-tune per teacher, top-1 vs the other draws (points below the best) "
+        "| the probe, vs the same |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -146,7 +158,8 @@ def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
             f"{_yes(None if first_half is None else row.probe_right(first_half))} / "
             f"{_yes(None if second_half is None else row.probe_right(second_half))} / "
             f"{_yes(row.probe_right(row.all_draws))} "
-            f"| {100 * row.one_fine_tune:.0f}% | {'-' if row.probe is None else f'{100 * row.probe:.0f}%'} |"
+            f"| {100 * row.one_fine_tune:.0f}% ({100 * row.one_fine_tune_regret:.1f}) "
+            f"| {'-' if row.probe is None else f'{100 * row.probe:.0f}% ({100 * (row.probe_regret or 0.0):.1f})'} |"
         )
     return "\n".join(lines) + f"\n\nOver {summary(rows)}\n"
 
@@ -156,10 +169,12 @@ def summary(rows: Sequence[SeedAgreement]) -> str:
     halves = [row.halves_agree for row in rows if row.halves_agree is not None]
     probed = [row.probe for row in rows if row.probe is not None]
     text = f"{len(rows)} seeds: one full fine-tune per teacher names the other draws' best teacher in " + (
-        f"{sum(row.one_fine_tune for row in rows):.1f} of {len(rows)} (expected)"
+        f"{sum(row.one_fine_tune for row in rows):.1f} of {len(rows)} (expected; its pick trains "
+        f"{100 * fmean(row.one_fine_tune_regret for row in rows):.1f} points below the best on average)"
     )
     if probed:
-        text += f"; the probe in {sum(probed):.1f} of {len(probed)}"
+        regret = fmean(row.probe_regret or 0.0 for row in rows if row.probe is not None)
+        text += f"; the probe in {sum(probed):.1f} of {len(probed)} ({100 * regret:.1f} points below)"
     if halves:
         text += f"; the two halves' truths share a first teacher in {sum(halves)} of {len(halves)}"
     for verdict, label in ((True, "conclusive"), (False, "inconclusive")):

@@ -33,6 +33,7 @@ def test_a_steady_truth_agrees_with_itself_and_scores_the_probe() -> None:
     assert row.halves_agree is True
     assert row.one_fine_tune == 1.0
     assert row.probe == 1.0
+    assert row.one_fine_tune_regret == row.probe_regret == 0.0
     assert row.probe_right(row.all_draws) is True
 
 
@@ -45,6 +46,9 @@ def test_a_coin_of_a_truth_caps_what_any_recommendation_scores() -> None:
     assert row.one_fine_tune == 0.0
     # The probe names `b`: right against the means that leave out an `a` draw, wrong against the other two.
     assert row.probe == 0.5
+    # Each left-out mean has its best at 0.767 and the other teacher at 0.633: a wrong pick costs 13.3 points.
+    assert row.one_fine_tune_regret == pytest.approx(0.4 / 3)
+    assert row.probe_regret == pytest.approx(0.2 / 3)
     assert row.probe_right(row.halves[0]) is False
     assert row.probe_right(row.halves[1]) is True
 
@@ -76,8 +80,8 @@ def test_the_command_prints_a_table_per_family(tmp_path: Path, capsys: pytest.Ca
     printed = capsys.readouterr().out
     assert "### toy" in printed
     assert "| 1 | a, a, b, b |" in printed
-    assert "one full fine-tune per teacher names the other draws' best teacher in 1.0 of 2" in printed
-    assert "the probe in 1.5 of 2" in printed
+    assert "names the other draws' best teacher in 1.0 of 2 (expected; its pick trains 6.7 points below" in printed
+    assert "the probe in 1.5 of 2 (3.3 points below)" in printed
     assert "share a first teacher in 1 of 2" in printed
     # Seed 0's probe (`a`) was conclusive and right every time; seed 1's (`b`) inconclusive and a coin.
     assert "conclusive probe verdicts right in 1.0 of 1; inconclusive probe verdicts right in 0.5 of 1" in printed
