@@ -136,9 +136,8 @@ def _order(truth: dict[str, float]) -> str:
     return ranking_text(order, truth) + " (" + ", ".join(f"{100 * truth[t]:.1f}" for t in order) + ")"
 
 
-def family_table(name: str, seeds: Sequence[dict[str, Any]]) -> str:
+def family_table(name: str, rows: Sequence[SeedAgreement]) -> str:
     """One family's seeds: the truth of each half, of every draw, and who names its first teacher how often."""
-    rows = [seed_agreement(seed) for seed in seeds]
     lines = [
         f"### {name}",
         "",
@@ -193,8 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for out in args.out:
         results = json.loads((out / "results.json").read_text())
         for family, run in results["families"].items():
-            print(family_table(family, run["seeds"]))
-            everything += [seed_agreement(seed) for seed in run["seeds"]]
+            rows = [seed_agreement(seed) for seed in run["seeds"]]
+            print(family_table(family, rows))
+            everything += rows
     if len(everything) > 3:
         print(f"All families, over {summary(everything)}")
     return 0
