@@ -46,7 +46,18 @@ from bench.experiment.report import (
     teacher_tokens,
     teacher_truth,
 )
-from bench.experiment.student import EvalItem, Example, FineTunePlan, StudentPlan, evaluate, pretrain_student
+from bench.experiment.student import (
+    MIN_NEW_TOKENS,
+    EvalItem,
+    Example,
+    FineTunePlan,
+    StudentPlan,
+    evaluate,
+    longest_texts,
+    new_tokens_for,
+    pretrain_student,
+    student_positions,
+)
 from examples.make_dataset import write_jsonl
 
 log = logging.getLogger("bench.experiment")
@@ -75,7 +86,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=FineTunePlan().steps, help="optimiser steps per fine-tune")
     parser.add_argument("--batch-size", type=int, default=FineTunePlan().batch_size)
     parser.add_argument("--lr", type=float, default=FineTunePlan().peak_lr)
-    parser.add_argument("--max-new-tokens", type=int, default=112)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"generation length (default: room for the family's longest response, at least {MIN_NEW_TOKENS})",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads per fine-tune (1 is fastest on a busy machine)"
@@ -129,12 +145,25 @@ def run_seed(
     """
     work = args.out / family / f"seed-{seed}"
     started = time.perf_counter()
+    max_new_tokens = args.max_new_tokens
     if args.student is not None:
         student, data = args.student.resolve(), args.data.resolve()
         evaluation = {name: _eval_items(Path(path)) for name, path in (spec.split("=", 1) for spec in args.eval_set)}
+        max_new_tokens = MIN_NEW_TOKENS if max_new_tokens is None else max_new_tokens
     else:
-        student = pretrain_student(work / "student", seed, StudentPlan(steps=args.pretrain_steps), family)
         task = FAMILIES[family].build(seed, n_train=args.train, n_eval=args.eval, weak_error_rate=args.weak_error_rate)
+        longest_text, longest_response = longest_texts(task.records)
+        plan_student = StudentPlan(steps=args.pretrain_steps, n_positions=student_positions(longest_text))
+        if plan_student.n_positions != StudentPlan().n_positions:
+            log.info(
+                "seed %d: %s's longest training text has %d tokens; the student gets %d positions",
+                seed,
+                family,
+                longest_text,
+                plan_student.n_positions,
+            )
+        student = pretrain_student(work / "student", seed, plan_student, family)
+        max_new_tokens = new_tokens_for(longest_response) if max_new_tokens is None else max_new_tokens
         data = write_jsonl(work / "refinements.jsonl", task.records)
         evaluation = {
             split: [EvalItem(p.instruction, "", p.answer) for p in problems]
@@ -146,7 +175,7 @@ def run_seed(
     log.info("seed %d: curated in %.0fs (job %s)", seed, curated.seconds, curated.job_id)
     baseline_started = time.perf_counter()
     baseline = {
-        split: evaluate(student, items, max_new_tokens=args.max_new_tokens, device=args.device)
+        split: evaluate(student, items, max_new_tokens=max_new_tokens, device=args.device)
         for split, items in evaluation.items()
     }
     # The student as it is: the floor every condition should beat, and what a policy that keeps nothing leaves.
@@ -175,7 +204,7 @@ def run_seed(
             continue
         trained[tuple(examples)] = name
         call = (name, examples, student, evaluation, work / "models", plan, seed)
-        options = {"max_new_tokens": args.max_new_tokens, "device": args.device, "keep_model": args.keep_models}
+        options = {"max_new_tokens": max_new_tokens, "device": args.device, "keep_model": args.keep_models}
         # The truth the recommendation is checked against is each teacher's full fine-tune: measured over
         # `truth_draws` data orders, since one order alone can swap two close teachers (docs/experiment.md).
         draws = args.truth_draws if name.startswith("teacher:") else 1

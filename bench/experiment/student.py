@@ -20,14 +20,14 @@ import random
 import string
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.experiment.families import FAMILIES
 from core.probes import EvalItem as EvalItem  # re-exported: the experiment's CLI builds its items from here
-from core.probes import TrainingExample
+from core.probes import TrainingExample, generation_room
 from examples.training import END_OF_TEXT, new_gpt2, wrap_tokenizer
 from workers.probing.training import Schedule, train
 
@@ -53,7 +53,8 @@ class StudentPlan(Schedule):
     n_layer: int = 3
     n_embd: int = 64
     n_head: int = 4
-    # Enough for the longest out-of-distribution solution (five digits, column by column: about 120 characters).
+    # Every published and check family's longest training text is at most 90 tokens, so 128 leaves room for
+    # its out-of-distribution solutions; a family whose texts do not fit gets more (`student_positions`).
     n_positions: int = 128
 
 
@@ -84,6 +85,47 @@ def char_tokenizer(n_positions: int) -> Any:
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
     return wrap_tokenizer(backend, n_positions)
+
+
+# Generations of the fine-tuned students are at least this long, whatever the family (the experiment's length before
+# it was sized from the data; every published and check family's room is smaller, so their runs are unchanged).
+MIN_NEW_TOKENS = 112
+
+
+def longest_texts(records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """The longest training text (`<start> prompt response <end>`, in tokens) and response of a family's records.
+
+    Over every record's own response and every teacher's refinement, rendered by the engine's `plain` template
+    with the experiment's one-token-per-character tokenizer.
+    """
+    from workers.probing.data import PromptEncoder
+
+    examples = [
+        TrainingExample(record["instruction"], record.get("input", ""), response)
+        for record in records
+        for response in (record["response"], *(refinement["response"] for refinement in record["refinements"]))
+    ]
+    if not examples:
+        raise ValueError("a family's seed has no training records")
+    rows = PromptEncoder(char_tokenizer(StudentPlan().n_positions), "plain", max_length=1).rows(examples)
+    return max(len(row.ids) for row in rows), max(len(row.ids) - row.response_start for row in rows)
+
+
+def student_positions(longest_text: int, default: int = StudentPlan().n_positions) -> int:
+    """The student's positions for a family whose longest training text has `longest_text` tokens.
+
+    `default` when it fits; else half as much again as that text (room for the harder out-of-distribution
+    problems), rounded up to a multiple of 64. Without this a longer text would be cut from its end in every
+    fine-tune and probe, and with it the answer that exact match reads.
+    """
+    if longest_text <= default:
+        return default
+    return math.ceil(longest_text * 1.5 / 64) * 64
+
+
+def new_tokens_for(longest_response: int) -> int:
+    """Generation length for a family whose longest training response has `longest_response` tokens."""
+    return max(MIN_NEW_TOKENS, generation_room(longest_response))
 
 
 def _build_code(family: str) -> str:

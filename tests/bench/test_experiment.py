@@ -17,7 +17,16 @@ from bench.experiment.prefix import first_at, prefix_budget
 from bench.experiment.prefix import main as prefix_main
 from bench.experiment.reliability import main as reliability_main
 from bench.experiment.reliability import seed_agreement
-from bench.experiment.student import STAMP, FineTunePlan, StudentPlan, pretrain_student
+from bench.experiment.student import (
+    MIN_NEW_TOKENS,
+    STAMP,
+    FineTunePlan,
+    StudentPlan,
+    longest_texts,
+    new_tokens_for,
+    pretrain_student,
+    student_positions,
+)
 from bench.experiment.task import TEACHERS, Problem, build_task, mid_response, strong_response, weak_response
 from core.probes import extract_answer
 from service.policies import POLICIES
@@ -162,6 +171,37 @@ def test_a_cached_student_is_rebuilt_when_the_code_that_built_it_changed(tmp_pat
     pretrain_student(tmp_path / "student", 0, plan, "addition")
     assert weights.stat().st_mtime_ns != 0  # rebuilt
     assert json.loads(stamp.read_text())["key"]["code"] == built["key"]["code"]
+
+
+def test_the_student_is_sized_to_the_longest_training_text() -> None:
+    """The default shape when every text fits; else half as much again, so no answer line is cut off."""
+    record = {"instruction": "ab", "input": "", "response": "c", "refinements": [{"teacher": "t", "response": "defg"}]}
+    # <start> a b \n \n d e f g <end>: ten tokens; the response is `defg` and the end token.
+    assert longest_texts([record]) == (10, 5)
+    assert student_positions(10) == StudentPlan().n_positions
+    assert student_positions(200) == 320
+    assert new_tokens_for(5) == MIN_NEW_TOKENS
+    assert new_tokens_for(200) == 250
+    with pytest.raises(ValueError, match="no training records"):
+        longest_texts([])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_keeps_the_default_student_and_generation_length(family: str) -> None:
+    """The families' texts fit the default shape, so sizing from the data changes none of their runs."""
+    longest_text, longest_response = longest_texts(
+        FAMILIES[family].build(0, n_train=400, n_eval=4, weak_error_rate=0.1).records
+    )
+    assert student_positions(longest_text) == StudentPlan().n_positions
+    assert new_tokens_for(longest_response) == MIN_NEW_TOKENS
+
+
+def test_a_larger_student_keeps_its_positions(tmp_path: Path) -> None:
+    """A student pre-trained with more positions is a checkpoint whose maximum length the engine reads as that."""
+    from workers.probing.student import load_trainable_student
+
+    student = pretrain_student(tmp_path / "student", 0, StudentPlan(steps=2, n_positions=192), "addition")
+    assert load_trainable_student(student, device="cpu", lora_above_params=None).max_length == 192
 
 
 def test_a_prefix_budget_runs_the_first_share_of_the_recipe() -> None:
