@@ -3,7 +3,9 @@
 A family is one module (its problems, teachers and pre-training stream) plus one line in FAMILIES; the rest of
 the experiment (curation, conditions, probes, fine-tunes, the tables) names no family and no teacher. `make
 experiment` runs the PUBLISHED families; the others are checks, each run once after the product's defaults were
-fixed, to see how the recommendation carries over to a task it was not measured on (docs/experiment.md).
+fixed, to see how the recommendation carries over to a task it was not measured on (docs/experiment.md). A family
+may write texts of any length: the student's positions and generation length are sized from its longest training
+text (bench/experiment/student.py, `student_positions`).
 """
 
 from __future__ import annotations
