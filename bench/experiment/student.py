@@ -107,6 +107,7 @@ def longest_texts(records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     ]
     if not examples:
         raise ValueError("a family's seed has no training records")
+    # `rows` leaves every row uncut (only `fit` applies the maximum length), so any maximum will do here.
     rows = PromptEncoder(char_tokenizer(StudentPlan().n_positions), "plain", max_length=1).rows(examples)
     return max(len(row.ids) for row in rows), max(len(row.ids) - row.response_start for row in rows)
 
